@@ -1,0 +1,150 @@
+"""Run stages as concurrent tasks on bounded queues.
+
+    producer ──q──> stage 1 ──q──> ... ──q──> stage n ──q──> sink
+    (decode thread)  (worker thread or device executor)      (encode thread)
+
+The runner owns every task, queue and thread; stages stay plain callables.
+Each queue holds at most `queue_size` windows, so the frames alive at once
+are bounded by (number of queues + number of busy tasks) x window size,
+whatever the video's length. End of stream is an explicit item that drains
+every stage in order; an error or a cancellation cancels every task at
+once, aborts the sink (removing its temporary file) and re-raises the first
+error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures as cf
+import logging
+import time
+from dataclasses import dataclass
+from typing import Awaitable, Callable, Iterator, Sequence
+
+from lipstream.errors import LipstreamError, PipelineError
+from lipstream.stream.frames import Window
+
+from .progress import ProgressCallback, ProgressMeter, StageStats
+from .stage import Stage
+
+log = logging.getLogger(__name__)
+
+FragmentCallback = Callable[[bytes], Awaitable[None]]
+
+
+class _End:
+    """Sentinel: no more windows; drains the stage that receives it."""
+
+
+END = _End()
+
+
+@dataclass
+class _Busy:
+    seconds: float = 0.0
+
+
+class Runner:
+    """Connects a window producer, stages and a sink, and runs them to the end."""
+
+    def __init__(self, stages: Sequence[Stage], *, queue_size: int = 2) -> None:
+        self.stages = list(stages)
+        self.queue_size = queue_size
+        self._executors: dict[str, cf.ThreadPoolExecutor] = {}
+
+    def _executor(self, key: str) -> cf.ThreadPoolExecutor:
+        """One single-thread executor per device (models) or per role (decode, encode, each plain stage)."""
+        if key not in self._executors:
+            self._executors[key] = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"lipstream-{key}")
+        return self._executors[key]
+
+    async def run(
+        self,
+        windows: Iterator[Window],
+        write: Callable[[Window], bytes],
+        *,
+        total_frames: int | None = None,
+        on_progress: ProgressCallback | None = None,
+        on_fragment: FragmentCallback | None = None,
+    ) -> int:
+        """Pull windows, push them through the stages, hand owned frames to `write`.
+
+        `windows` is a blocking iterator (it decodes); `write` is blocking too
+        (it encodes). Returns the number of frames written.
+        """
+        loop = asyncio.get_running_loop()
+        queues: list[asyncio.Queue[Window | _End]] = [asyncio.Queue(self.queue_size) for _ in range(len(self.stages) + 1)]
+        busy = [_Busy() for _ in self.stages]
+        meter = ProgressMeter(total_frames)
+
+        async def produce() -> None:
+            decode = self._executor("decode")
+            while True:
+                window = await loop.run_in_executor(decode, next, windows, END)
+                await queues[0].put(window)
+                if window is END:
+                    return
+
+        async def stage_task(i: int, stage: Stage) -> None:
+            key = f"device-{stage.device}" if stage.device else f"stage-{i}-{stage.name}"
+            executor = self._executor(key)
+            while True:
+                item = await queues[i].get()
+                if isinstance(item, _End):
+                    await queues[i + 1].put(item)
+                    return
+                started = time.perf_counter()
+                result = await loop.run_in_executor(executor, stage, item)
+                busy[i].seconds += time.perf_counter() - started
+                if not isinstance(result, Window):
+                    raise PipelineError(f"stage {stage.name} returned {type(result).__name__}, not a Window")
+                await queues[i + 1].put(result)
+
+        async def consume() -> None:
+            encode = self._executor("encode")
+            while True:
+                item = await queues[-1].get()
+                if isinstance(item, _End):
+                    return
+                data = await loop.run_in_executor(encode, write, item)
+                if data and on_fragment is not None:
+                    await on_fragment(data)
+                event = meter.advance(
+                    item.own_stop - item.own_start,
+                    tuple(StageStats(s.name, b.seconds, queues[i].qsize()) for i, (s, b) in enumerate(zip(self.stages, busy))),
+                )
+                if on_progress is not None:
+                    on_progress(event)
+
+        tasks = [asyncio.create_task(produce(), name="lipstream-produce")]
+        tasks += [asyncio.create_task(stage_task(i, s), name=f"lipstream-stage-{s.name}") for i, s in enumerate(self.stages)]
+        tasks.append(asyncio.create_task(consume(), name="lipstream-sink"))
+        try:
+            await _supervise(tasks)
+        finally:
+            # Threads cannot be interrupted: let each finish its current window so
+            # nothing touches a container after the caller closes it.
+            for executor in self._executors.values():
+                executor.shutdown(wait=True, cancel_futures=True)
+            self._executors.clear()
+        return meter.frames
+
+
+async def _supervise(tasks: list[asyncio.Task[None]]) -> None:
+    """Wait for all tasks; on the first failure cancel the rest and raise that failure."""
+    try:
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    except asyncio.CancelledError:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            if isinstance(exc, LipstreamError):
+                raise exc
+            raise PipelineError(f"{task.get_name().removeprefix('lipstream-')} failed: {exc!r}") from exc

@@ -1,0 +1,123 @@
+"""The units that flow through the pipeline: frames, audio spans and windows.
+
+A `Frame` keeps the decoded PyAV frame untouched until a stage asks for
+pixels, so a frame no stage edits is re-encoded straight from its decoded
+planes (no RGB round trip). Output timing (`pts`, `time_base`) is the output
+timeline; `source_index` says which decoded frame supplied the pixels, which
+differs from `index` when the video is ping-ponged or frozen to fit the audio.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+
+import av
+import numpy as np
+
+
+def _rotate(rgb: np.ndarray, degrees: int) -> np.ndarray:
+    """Turn decoded pixels upright; `degrees` is the display rotation (counter-clockwise)."""
+    turns = (round(degrees / 90) % 4)
+    return np.ascontiguousarray(np.rot90(rgb, k=turns)) if turns else rgb
+
+
+@dataclass(slots=True, eq=False)
+class Frame:
+    """One output video frame.
+
+    `image` is None while the pixels are those of `decoded`; stages that change
+    pixels return `frame.with_image(rgb)` rather than mutating, because the same
+    frame object is also context in the neighbouring window.
+    """
+
+    index: int
+    pts: int
+    time_base: Fraction
+    source_index: int
+    decoded: av.VideoFrame | None = None
+    rotation: int = 0
+    image: np.ndarray | None = None
+    _rgb: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def time(self) -> Fraction:
+        return self.pts * self.time_base
+
+    @property
+    def edited(self) -> bool:
+        return self.image is not None
+
+    def rgb(self) -> np.ndarray:
+        """The upright RGB24 pixels (H, W, 3), converted once and cached."""
+        if self.image is not None:
+            return self.image
+        if self._rgb is None:
+            assert self.decoded is not None, "a frame needs decoded pixels or an image"
+            self._rgb = _rotate(self.decoded.to_ndarray(format="rgb24"), self.rotation)
+        return self._rgb
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) as displayed."""
+        if self.image is not None:
+            return self.image.shape[1], self.image.shape[0]
+        assert self.decoded is not None
+        w, h = self.decoded.width, self.decoded.height
+        return (h, w) if round(self.rotation / 90) % 2 else (w, h)
+
+    def with_image(self, rgb: np.ndarray) -> Frame:
+        return replace(self, image=rgb, _rgb=None)
+
+    def retimed(self, index: int, pts: int) -> Frame:
+        """The same pixels shown at another place of the output timeline."""
+        return replace(self, index=index, pts=pts)
+
+
+@dataclass(frozen=True, slots=True)
+class AudioSpan:
+    """Mono float32 samples of the new audio starting at output time `start`."""
+
+    start: Fraction
+    rate: int
+    samples: np.ndarray
+
+    @property
+    def end(self) -> Fraction:
+        return self.start + Fraction(len(self.samples), self.rate)
+
+    def at(self, t: Fraction | float, duration: float) -> np.ndarray:
+        """`duration` seconds of samples starting at time `t`, zero-padded outside the span."""
+        first = int(round((Fraction(t) - self.start) * self.rate))
+        count = int(round(duration * self.rate))
+        out = np.zeros(count, np.float32)
+        lo, hi = max(first, 0), min(first + count, len(self.samples))
+        if hi > lo:
+            out[lo - first : hi - first] = self.samples[lo:hi]
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Consecutive frames of which `frames[own_start:own_stop]` belong to this window.
+
+    The frames before and after the owned range are context shared with the
+    neighbouring windows; only owned frames are emitted, so every frame leaves
+    the pipeline exactly once and in order.
+    """
+
+    index: int
+    frames: tuple[Frame, ...]
+    own_start: int
+    own_stop: int
+    audio: AudioSpan | None = None
+    last: bool = False
+
+    @property
+    def owned(self) -> tuple[Frame, ...]:
+        return self.frames[self.own_start : self.own_stop]
+
+    def with_frames(self, frames: tuple[Frame, ...] | list[Frame]) -> Window:
+        frames = tuple(frames)
+        assert len(frames) == len(self.frames), "a stage must keep the window's frame count"
+        return replace(self, frames=frames)

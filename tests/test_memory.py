@@ -1,0 +1,53 @@
+"""Memory does not grow with video length: peak RSS of a 10-minute job vs a 1-minute one."""
+
+import os
+import subprocess
+import sys
+
+import av
+import pytest
+
+
+def lavfi_clip(path, seconds):
+    """A 320x180 test pattern with a tone, made by FFmpeg's own sources (fast, no frames in Python)."""
+    with av.open(f"testsrc2=size=320x180:rate=25:duration={seconds}", format="lavfi") as src, av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 320, 180, "yuv420p"
+        stream.options = {"preset": "ultrafast", "g": "50"}
+        for frame in src.decode(video=0):
+            for packet in stream.encode(frame.reformat(format="yuv420p")):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def lavfi_audio(path, seconds):
+    with av.open(f"sine=frequency=220:sample_rate=16000:duration={seconds}", format="lavfi") as src, av.open(str(path), "w") as out:
+        stream = out.add_stream("pcm_s16le", rate=16000, layout="mono")
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=16000)
+        for frame in src.decode(audio=0):
+            for chunk in resampler.resample(frame):
+                for packet in stream.encode(chunk):
+                    out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def peak_rss_mb(args):
+    proc = subprocess.Popen([sys.executable, "-m", "lipstream", *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 0, proc.stderr.read().decode()
+    return usage.ru_maxrss / 1024
+
+
+@pytest.mark.slow
+def test_peak_rss_does_not_grow_with_length(tmp_path):
+    peaks = {}
+    for minutes in (1, 10):
+        video = lavfi_clip(tmp_path / f"v{minutes}.mkv", 60 * minutes)
+        audio = lavfi_audio(tmp_path / f"a{minutes}.wav", 60 * minutes)
+        peaks[minutes] = peak_rss_mb(["sync", video, audio, "-o", tmp_path / f"out{minutes}.mp4", "--engine", "passthrough"])
+    assert peaks[10] <= peaks[1] * 1.10, peaks
