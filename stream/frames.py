@@ -22,6 +22,32 @@ def _rotate(rgb: np.ndarray, degrees: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(rgb, k=turns)) if turns else rgb
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class Face:
+    """The target speaker in one frame: what every later stage reuses.
+
+    Landmarks are computed once per frame by the face stage. `crop` is the
+    smoothed, frame-clamped box (integer frame pixels, x0 y0 x1 y1) inside
+    which stages work; `weight` (0..1) fades their effect in and out where
+    the track starts or ends so nothing pops.
+    """
+
+    box: tuple[float, float, float, float]
+    landmarks: np.ndarray | None  # (468, 3) FaceMesh points in frame pixels
+    presence: float
+    crop: tuple[int, int, int, int]
+    weight: float = 1.0
+    small: bool = False  # too small for reliable landmarks: stages skip alignment-heavy work
+
+    def in_crop(self, points: np.ndarray) -> np.ndarray:
+        """Frame-pixel points (N, 2+) as crop pixels (x, y only)."""
+        return np.asarray(points)[:, :2] - np.array(self.crop[:2], dtype=np.float64)
+
+    def to_frame(self, points: np.ndarray) -> np.ndarray:
+        """Crop-pixel points (N, 2) back to frame pixels."""
+        return np.asarray(points)[:, :2] + np.array(self.crop[:2], dtype=np.float64)
+
+
 @dataclass(slots=True, eq=False)
 class Frame:
     """One output video frame.
@@ -38,6 +64,7 @@ class Frame:
     decoded: av.VideoFrame | None = None
     rotation: int = 0
     image: np.ndarray | None = None
+    face: Face | None = None  # the target speaker, once the face stage has run
     _rgb: np.ndarray | None = field(default=None, repr=False)
 
     @property
@@ -68,6 +95,9 @@ class Frame:
 
     def with_image(self, rgb: np.ndarray) -> Frame:
         return replace(self, image=rgb, _rgb=None)
+
+    def with_face(self, face: Face | None) -> Frame:
+        return replace(self, face=face)
 
     def retimed(self, index: int, pts: int) -> Frame:
         """The same pixels shown at another place of the output timeline."""

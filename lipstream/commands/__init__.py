@@ -1,0 +1,1 @@
+"""One module per `lipstream` subcommand: `add_parser(commands)` and `run(args, console) -> int`."""
