@@ -13,13 +13,13 @@ import sys
 from typing import NoReturn, Sequence
 
 from lipstream import __version__
-from lipstream.commands import sync
+from lipstream.commands import faces, sync
 from lipstream.console import Console
 from lipstream.errors import InputError, LipstreamError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-COMMANDS = (sync,)
+COMMANDS = (sync, faces)
 
 
 class _Parser(argparse.ArgumentParser):

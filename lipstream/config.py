@@ -18,10 +18,11 @@ class WindowConfig:
     """How frames are grouped for the stages.
 
     Memory per window is about `size` decoded frames (1080x1920 yuv420p: 3 MB
-    each); each queue between stages holds `queue_size` windows.
+    each); each queue between stages holds `queue_size` windows, so a
+    passthrough run of a 1080x1920 video peaks near 0.7-1 GB whatever its length.
     """
 
-    size: int = 32
+    size: int = 24
     overlap: int = 8
     queue_size: int = 2
     audio_margin: float = 0.5  # seconds of audio attached before and after a window
@@ -46,6 +47,30 @@ class EncodeConfig:
 
 
 @dataclass(frozen=True)
+class CropConfig:
+    """The working crop around the target (see lipstream.pipeline.crop)."""
+
+    margin: float = 0.4  # of the face size, added on each side
+    deadband: float = 0.08  # of the crop side: moves smaller than this are ignored
+    follow: float = 0.6  # share of the way to the proposal covered per window
+    pad: float = 0.1  # of the face size: every frame's face stays this far inside
+
+
+@dataclass(frozen=True)
+class FaceConfig:
+    """Finding and following the target speaker."""
+
+    detector: Literal["short", "full"] = "full"  # full range finds faces down to ~1/15 of the frame
+    detect_every: int = 0  # 0: detect only when tracking is lost; k: also re-anchor every k-th frame
+    presence: float = 0.5  # FaceMesh face-presence below this means tracking is lost
+    target: tuple[float, float] | None = None  # pick the face nearest this frame point, else the largest
+    fade: int = 5  # frames over which stages fade in/out at track boundaries
+    min_face: float = 48.0  # faces narrower than this (px) are flagged small: landmarks are unreliable
+    threads: int = 1  # TFLite interpreter threads
+    crop: CropConfig = field(default_factory=CropConfig)
+
+
+@dataclass(frozen=True)
 class SyncConfig:
     """One lip-sync job."""
 
@@ -54,3 +79,4 @@ class SyncConfig:
     device: str = "cpu"
     window: WindowConfig = field(default_factory=WindowConfig)
     encode: EncodeConfig = field(default_factory=EncodeConfig)
+    face: FaceConfig = field(default_factory=FaceConfig)

@@ -23,11 +23,14 @@ Each regressor row is: box centre dx, dy, width, height, then 6 keypoint
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
+import sys
 from dataclasses import dataclass
 from importlib import resources
-from typing import TYPE_CHECKING, Literal, Sequence
+from typing import TYPE_CHECKING, Iterator, Literal, Sequence
 
 import cv2
 import numpy as np
@@ -202,13 +205,29 @@ class Letterbox:
 # ----------------------------------------------------------- interpreter I/O
 
 
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Silence the runtime's C++ banner ("Created TensorFlow Lite XNNPACK delegate"),
+    which would otherwise break JSON-lines readers of our stderr."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def open_asset_interpreter(filename: str, num_threads: int = 1) -> "Interpreter":
     """A ready `ai_edge_litert` Interpreter for a model shipped in assets/."""
     from ai_edge_litert.interpreter import Interpreter
 
     content = (resources.files("lipstream.models") / "assets" / filename).read_bytes()
-    interp = Interpreter(model_content=content, num_threads=num_threads)
-    interp.allocate_tensors()
+    with _quiet_native_stderr():
+        interp = Interpreter(model_content=content, num_threads=num_threads)
+        interp.allocate_tensors()
     log.debug("loaded %s (%d bytes, %d threads)", filename, len(content), num_threads)
     return interp
 

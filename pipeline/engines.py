@@ -7,12 +7,14 @@ from typing import Callable
 from lipstream.config import SyncConfig
 from lipstream.errors import InputError
 
+from .face_stage import FaceStage
 from .stage import Passthrough, Stage
 
 EngineFactory = Callable[[SyncConfig], list[Stage]]
 
 ENGINES: dict[str, EngineFactory] = {
     "passthrough": lambda config: [Passthrough()],
+    "faces": lambda config: [FaceStage(config.face, config.window)],  # tracking only, pixels untouched
 }
 
 

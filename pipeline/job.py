@@ -9,7 +9,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from lipstream.config import SyncConfig
+from lipstream.config import SyncConfig, WindowConfig
 from lipstream.errors import InputError
 from lipstream.stream.audio import AudioFeed, AudioInput
 from lipstream.stream.frames import Frame, Window
@@ -45,15 +45,15 @@ def check_output(output: Path, *inputs: Source) -> None:
         raise InputError(f"the output folder {output.parent} does not exist; create it or choose another path")
 
 
-def windows(frames: Iterator[Frame], feed: AudioFeed, config: SyncConfig) -> Iterator[Window]:
+def windows(frames: Iterator[Frame], feed: AudioFeed | None, config: WindowConfig) -> Iterator[Window]:
     """Group frames into windows and attach the audio around each one."""
-    planner: WindowPlanner[Frame] = WindowPlanner(config.window.size, config.window.overlap)
-    margin = Fraction(config.window.audio_margin).limit_denominator(1000)
+    planner: WindowPlanner[Frame] = WindowPlanner(config.size, config.overlap)
+    margin = Fraction(config.audio_margin).limit_denominator(1000)
     index = 0
 
     def make(items: list[Frame], lo: int, hi: int, last: bool) -> Window:
         nonlocal index
-        span = feed.span(items[0].time - margin, items[-1].time + margin)
+        span = None if feed is None else feed.span(items[0].time - margin, items[-1].time + margin)
         index += 1
         return Window(index - 1, tuple(items), lo, hi, span, last)
 
@@ -97,7 +97,7 @@ async def run_sync(
                 frames = output_frames(source, config.fit, new_audio.duration)
                 runner = Runner(stages, queue_size=config.window.queue_size)
                 written = await runner.run(
-                    windows(frames, feed, config),
+                    windows(frames, feed, config.window),
                     lambda w: sink.write(w.owned),
                     total_frames=estimate_frames(source, config, new_audio.duration),
                     on_progress=on_progress,

@@ -5,6 +5,10 @@
 passthrough: `lipstream sync --engine passthrough` on demo2 (1080x1920 HEVC,
 20 s) against a bare PyAV decode -> libx264 -> mux loop with the same encoder
 settings. Each run is a separate process so its peak RSS is its own.
+
+face: ms per frame of detection, landmarks from a detection, and landmark
+tracking from the previous frame on demo2 at full resolution, and the whole
+pipeline with the face stage (`--engine faces`) against passthrough.
 """
 
 from __future__ import annotations
@@ -86,6 +90,60 @@ def bench_passthrough(media: Path, repeat: int) -> list[tuple[str, float, float,
     return rows
 
 
+def bench_face(media: Path, frames: int = 200) -> str:
+    import numpy as np
+
+    from lipstream.models.blazeface import BlazeFace
+    from lipstream.models.facemesh import FaceMesh
+
+    detector, mesh = BlazeFace("full"), FaceMesh()
+    timings: dict[str, list[float]] = {"detect (full range)": [], "landmarks from detection": [], "landmarks tracking": [], "face stage total": []}
+    previous = None
+    with av.open(str(media / "demo2_video.mp4")) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i == frames:
+                break
+            rgb = frame.to_ndarray(format="rgb24")
+            t0 = time.perf_counter()
+            found = detector.detect_frame(rgb)
+            t1 = time.perf_counter()
+            marks = mesh.landmarks(rgb, found[0])
+            t2 = time.perf_counter()
+            if previous is not None:
+                mesh.landmarks(rgb, previous)
+                timings["landmarks tracking"].append(time.perf_counter() - t2)
+            previous = marks
+            timings["detect (full range)"].append(t1 - t0)
+            timings["landmarks from detection"].append(t2 - t1)
+    from lipstream.config import FaceConfig, WindowConfig
+    from lipstream.pipeline.face_stage import FaceStage
+    from lipstream.stream.frames import Frame, Window
+    from lipstream.stream.windows import plan_windows
+
+    stage = FaceStage(FaceConfig(), WindowConfig())
+    with av.open(str(media / "demo2_video.mp4")) as container:
+        decoded = [f.to_ndarray(format="rgb24") for _, f in zip(range(frames), container.decode(video=0))]
+    items = (Frame(i, i, Fraction(1, 25), i, image=img) for i, img in enumerate(decoded))
+    t0 = time.perf_counter()
+    for n, (window, lo, hi) in enumerate(plan_windows(items, 32, 8)):
+        stage(Window(n, tuple(window), lo, hi))
+    timings["face stage total"].append((time.perf_counter() - t0) / len(decoded))
+    lines = ["| step (demo2, 1080x1920) | median ms/frame |", "|---|---|"]
+    lines += [f"| {name} | {1000 * float(np.median(v)):.2f} |" for name, v in timings.items()]
+    return "\n".join(lines)
+
+
+def bench_faces_pipeline(media: Path) -> list[tuple[str, float, float, float]]:
+    video, audio = media / "demo2_video.mp4", media / "demo2_audio.wav"
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for engine in ("passthrough", "faces"):
+            cmd = [sys.executable, "-m", "lipstream", "sync", str(video), str(audio), "-o", f"{tmp}/{engine}.mp4", "--engine", engine]
+            wall, rss = measure(cmd)
+            rows.append((f"lipstream --engine {engine}", wall, 496 / wall, rss))
+    return rows
+
+
 def table(rows: list[tuple[str, float, float, float]]) -> str:
     lines = ["| run | wall s | fps | peak RSS MB |", "|---|---|---|---|"]
     lines += [f"| {name} | {wall:.2f} | {fps:.1f} | {rss:.0f} |" for name, wall, fps, rss in rows]
@@ -96,16 +154,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="lipstream benchmarks")
     parser.add_argument("--media", type=Path, default=HERE.parent.parent / "shared" / "media")
     parser.add_argument("--repeat", type=int, default=2, help="runs per row; the fastest counts")
-    parser.add_argument("--only", choices=("passthrough",), default=None)
+    parser.add_argument("--only", choices=("passthrough", "face"), default=None)
     parser.add_argument("--bare", nargs=3, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare:
         bare_loop(*args.bare)
         return
-    rows = bench_passthrough(args.media, args.repeat)
-    sys.stdout.write("## passthrough vs bare loop (demo2, 1080x1920 HEVC)\n" + table(rows) + "\n")
-    ratio = rows[1][1] / rows[0][1]
-    sys.stdout.write(f"\npassthrough / bare wall-time ratio: {ratio:.3f} (goal <= 1.10)\n")
+    if args.only in (None, "passthrough"):
+        rows = bench_passthrough(args.media, args.repeat)
+        sys.stdout.write("## passthrough vs bare loop (demo2, 1080x1920 HEVC)\n" + table(rows) + "\n")
+        ratio = rows[1][1] / rows[0][1]
+        sys.stdout.write(f"\npassthrough / bare wall-time ratio: {ratio:.3f} (goal <= 1.10)\n\n")
+    if args.only in (None, "face"):
+        sys.stdout.write("## face stage\n" + bench_face(args.media) + "\n\n")
+        sys.stdout.write(table(bench_faces_pipeline(args.media)) + "\n")
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
     python tools/make_sample.py ../shared/media tests/data
 
 Writes sample.mp4 (4 s of demo1_video at 540x960, H.264) and sample.wav (the
-same span of demo1_audio.wav, 16 kHz mono), both Apache-2.0 like their source
-(bytedance/LatentSync assets).
+same span of demo1_audio.wav, 16 kHz mono), and demo2_excerpt.mp4/.wav (4 s of
+demo2, where the speaker moves and gestures), all Apache-2.0 like their
+source (bytedance/LatentSync assets).
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from pathlib import Path
 import av
 import numpy as np
 
-START, LENGTH = Fraction(2), Fraction(4)
+LENGTH = Fraction(4)
 
 
-def cut_video(src: Path, dst: Path) -> None:
+def cut_video(src: Path, dst: Path, start: Fraction) -> None:
     with av.open(str(src)) as inp, av.open(str(dst), "w", options={"movflags": "+faststart"}) as out:
         vin = inp.streams.video[0]
         vin.thread_type = "AUTO"
@@ -30,9 +31,9 @@ def cut_video(src: Path, dst: Path) -> None:
         first = None
         for frame in inp.decode(vin):
             t = frame.pts * vin.time_base
-            if t < START:
+            if t < start:
                 continue
-            if t >= START + LENGTH:
+            if t >= start + LENGTH:
                 break
             first = frame.pts if first is None else first
             small = frame.reformat(width=vout.width, height=vout.height, format="yuv420p")
@@ -44,11 +45,11 @@ def cut_video(src: Path, dst: Path) -> None:
             out.mux(packet)
 
 
-def cut_audio(src: Path, dst: Path) -> None:
+def cut_audio(src: Path, dst: Path, start: Fraction) -> None:
     with av.open(str(src)) as inp:
         rate = inp.streams.audio[0].rate
         samples = np.concatenate([f.to_ndarray().reshape(-1) for f in inp.decode(audio=0)])
-    piece = samples[int(START * rate) : int((START + LENGTH) * rate)]
+    piece = samples[int(start * rate) : int((start + LENGTH) * rate)]
     with av.open(str(dst), "w") as out:
         stream = out.add_stream("pcm_s16le", rate=rate, layout="mono")
         frame = av.AudioFrame.from_ndarray(piece.reshape(1, -1), format="s16", layout="mono")
@@ -64,8 +65,10 @@ def main() -> None:
     parser.add_argument("media", type=Path)
     parser.add_argument("out", type=Path)
     args = parser.parse_args()
-    cut_video(args.media / "demo1_video.mp4", args.out / "sample.mp4")
-    cut_audio(args.media / "demo1_audio.wav", args.out / "sample.wav")
+    cut_video(args.media / "demo1_video.mp4", args.out / "sample.mp4", Fraction(2))
+    cut_audio(args.media / "demo1_audio.wav", args.out / "sample.wav", Fraction(2))
+    cut_video(args.media / "demo2_video.mp4", args.out / "demo2_excerpt.mp4", Fraction(6))
+    cut_audio(args.media / "demo2_audio.wav", args.out / "demo2_excerpt.wav", Fraction(6))
 
 
 if __name__ == "__main__":
