@@ -7,6 +7,7 @@ these objects directly.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 Fit = Literal["audio", "video", "shortest"]
@@ -77,6 +78,7 @@ class SyncConfig:
     engine: str = "passthrough"
     fit: Fit = "audio"
     device: str = "cpu"
+    weights: Path | None = None  # first place to look for checkpoints (then $LIPSTREAM_WEIGHTS, the cache)
     window: WindowConfig = field(default_factory=WindowConfig)
     encode: EncodeConfig = field(default_factory=EncodeConfig)
     face: FaceConfig = field(default_factory=FaceConfig)

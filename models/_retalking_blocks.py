@@ -18,7 +18,10 @@ from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
+
 from torch import nn
+
+from .wav2lip import ConvBN
 
 __all__ = [
     "AdaIN",
@@ -109,23 +112,6 @@ class LayerNorm2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape[1:]
         return F.layer_norm(x, shape, self.weight.expand(shape), self.bias.expand(shape), eps=1e-5)
-
-
-class ConvBN(nn.Module):
-    """Conv2d(bias) -> BatchNorm2d -> optional identity skip -> ReLU (Wav2Lip audio unit)."""
-
-    def __init__(
-        self, cin: int, cout: int, kernel: int, stride: int | tuple[int, int], padding: int, residual: bool = False
-    ) -> None:
-        super().__init__()
-        self.conv_block = nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, padding), nn.BatchNorm2d(cout))
-        self.residual = residual
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv_block(x)
-        if self.residual:
-            out = out + x
-        return F.relu(out)
 
 
 class AdaIN(nn.Module):

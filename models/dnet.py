@@ -42,7 +42,10 @@ from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
+
 from torch import nn
+
+from ._retalking_blocks import LayerNorm2d
 
 __all__ = ["DNet", "NUM_PARAMS", "remap", "flow_to_deformation", "warp_image"]
 
@@ -54,19 +57,6 @@ _SLOPE = 0.1  # every LeakyReLU of D-Net
 
 def _act() -> nn.LeakyReLU:
     return nn.LeakyReLU(_SLOPE)
-
-
-class LayerNorm2d(nn.Module):
-    """Layer norm over (C, H, W) of each sample with a per-channel affine of shape (C, 1, 1)."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(channels, 1, 1))
-        self.bias = nn.Parameter(torch.zeros(channels, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shape = x.shape[1:]
-        return F.layer_norm(x, shape, self.weight.expand(shape), self.bias.expand(shape))
 
 
 class ADAIN(nn.Module):

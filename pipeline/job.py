@@ -87,7 +87,7 @@ async def run_sync(
     """Lip-sync `video` to `audio` into `output` (a path, a pipe, or None for `on_fragment`)."""
     if isinstance(output, Path):
         check_output(output, video, audio)
-    stages = build_stages(config)
+    config, stages = build_stages(config)
     new_audio = AudioInput(audio)
     try:
         with VideoSource(video) as source:

@@ -10,7 +10,7 @@ from pathlib import Path
 from lipstream.config import EncodeConfig, SyncConfig, WindowConfig
 from lipstream.console import Console
 from lipstream.errors import InputError
-from lipstream.pipeline.engines import ENGINES
+from lipstream.pipeline.engines import AUTO, ENGINES
 from lipstream.stream.timeline import FITS
 
 from ._args import non_negative, positive
@@ -21,7 +21,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     sync.add_argument("video", help="talking-head video file, or - for stdin")
     sync.add_argument("audio", help="new speech (any audio FFmpeg reads), or - for stdin")
     sync.add_argument("-o", "--output", required=True, help="output file (.mp4 .mov .mkv .ts), or - for stdout")
-    sync.add_argument("--engine", default="passthrough", choices=sorted(ENGINES), help="lip engine (default: %(default)s)")
+    sync.add_argument("--engine", default="passthrough", choices=sorted([AUTO, *ENGINES]), help="lip engine (default: %(default)s)")
     sync.add_argument("--fit", default="audio", choices=FITS, help="output length follows the audio (default), the video, or the shorter")
     sync.add_argument("--window", type=positive, default=WindowConfig.size, help="frames per window (default: %(default)s)")
     sync.add_argument("--overlap", type=non_negative, default=WindowConfig.overlap, help="frames shared by neighbouring windows (default: %(default)s)")
@@ -29,6 +29,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     sync.add_argument("--preset", default=EncodeConfig.preset, help="libx264 preset (default: %(default)s)")
     sync.add_argument("--crf", type=int, default=EncodeConfig.crf, help="libx264 quality, lower is better (default: %(default)s)")
     sync.add_argument("--device", default="cpu", help="torch device for model stages, e.g. cuda:0 (default: %(default)s)")
+    sync.add_argument("--weights", type=Path, help="folder with checkpoints (searched before $LIPSTREAM_WEIGHTS and the cache)")
     sync.add_argument("--json", action="store_true", help="JSON lines on stderr instead of a progress bar")
     sync.set_defaults(handler=run)
 
@@ -44,6 +45,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         engine=args.engine,
         fit=args.fit,
         device=args.device,
+        weights=args.weights,
         window=WindowConfig(size=args.window, overlap=args.overlap),
         encode=EncodeConfig(preset=args.preset, crf=args.crf, container=args.container),
     )
