@@ -205,3 +205,26 @@ def test_a_failed_run_keeps_the_previous_output_and_the_inputs(tmp_path):
     assert out.read_bytes() == b"previous result"
     assert clip.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mkv", "junk.wav", "out.mp4"]
+
+
+def test_ctrl_c_stops_and_removes_the_temporary_file(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from test_memory import lavfi_audio, lavfi_clip
+
+    video, audio = lavfi_clip(tmp_path / "long.mkv", 60), lavfi_audio(tmp_path / "long.wav", 60)
+    out = tmp_path / "out.mp4"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lipstream", "sync", video, audio, "-o", out, "--json", "--engine", "passthrough"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    first = json.loads(proc.stderr.readline())
+    assert first["event"] == "progress" and first["frames"] < 1500
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 130, rest
+    assert "interrupted" in rest and "Traceback" not in rest
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mkv", "long.wav"]
