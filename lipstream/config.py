@@ -78,7 +78,7 @@ class SyncConfig:
     engine: str = "passthrough"
     fit: Fit = "audio"
     device: str = "cpu"
-    weights: Path | None = None  # first place to look for checkpoints (then $LIPSTREAM_WEIGHTS, the cache)
+    weights: tuple[Path, ...] = ()  # folders searched first for checkpoints (then $LIPSTREAM_WEIGHTS, the cache)
     window: WindowConfig = field(default_factory=WindowConfig)
     encode: EncodeConfig = field(default_factory=EncodeConfig)
     face: FaceConfig = field(default_factory=FaceConfig)

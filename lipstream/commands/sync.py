@@ -29,7 +29,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     sync.add_argument("--preset", default=EncodeConfig.preset, help="libx264 preset (default: %(default)s)")
     sync.add_argument("--crf", type=int, default=EncodeConfig.crf, help="libx264 quality, lower is better (default: %(default)s)")
     sync.add_argument("--device", default="cpu", help="torch device for model stages, e.g. cuda:0 (default: %(default)s)")
-    sync.add_argument("--weights", type=Path, help="folder with checkpoints (searched before $LIPSTREAM_WEIGHTS and the cache)")
+    sync.add_argument("--weights", type=Path, action="append", default=[], metavar="DIR", help="folder with checkpoints, searched before $LIPSTREAM_WEIGHTS and the cache (repeatable)")
     sync.add_argument("--json", action="store_true", help="JSON lines on stderr instead of a progress bar")
     sync.set_defaults(handler=run)
 
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         engine=args.engine,
         fit=args.fit,
         device=args.device,
-        weights=args.weights,
+        weights=tuple(args.weights),
         window=WindowConfig(size=args.window, overlap=args.overlap),
         encode=EncodeConfig(preset=args.preset, crf=args.crf, container=args.container),
     )

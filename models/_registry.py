@@ -1,0 +1,358 @@
+"""Every official checkpoint lipstream can use, declared as data, and where to look for it.
+
+An entry names its files (sha256 and size where known: unknown values stay
+None, never guessed), where they are published, their licence, the network
+class they load into (imported lazily by `lipstream.models._loading`), its
+declared parameter count and the `remap` that turns the official layout into
+the module's keys. Engines never open weight paths themselves: they ask
+`lipstream.models._loading.load_model(name, ...)`.
+
+Search order for a file (first hit wins): the ``--weights DIR`` folders in the
+order given, then the folders in ``$LIPSTREAM_WEIGHTS`` (os.pathsep separated),
+then the user cache folder (``$XDG_CACHE_HOME/lipstream``, else
+``~/.cache/lipstream``; ``%LOCALAPPDATA%\\lipstream`` on Windows), which is also
+where ``lipstream weights fetch`` writes by default. Inside a folder a file sits
+at its `WeightFile.relpath` (e.g. ``LNet.pth``, ``BFM/similarity_Lm3D_all.mat``),
+the layout of the official ``checkpoints/`` folders.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+__all__ = [
+    "CHECKPOINTS",
+    "ENGINE_ORDER",
+    "REQUIREMENTS",
+    "Checkpoint",
+    "WeightFile",
+    "available_engines",
+    "cache_dir",
+    "engine_requirements",
+    "find_file",
+    "get",
+    "missing_files",
+    "search_dirs",
+]
+
+ENV_VAR = "LIPSTREAM_WEIGHTS"
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """One published file. `urls` are direct downloads tried in order; `pages`
+    are where a person gets the file when no direct download is known."""
+
+    filename: str
+    sha256: str | None = None
+    size: int | None = None
+    urls: tuple[str, ...] = ()
+    pages: tuple[str, ...] = ()
+    member: str | None = None  # the file is this member of the zip archive at `urls`
+    subdir: str = ""  # folder inside a weights dir, as in the official checkpoints/ layout
+
+    @property
+    def relpath(self) -> str:
+        return f"{self.subdir}/{self.filename}" if self.subdir else self.filename
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """An official checkpoint (or data file set) and the network it fills.
+
+    `module`/`network` name the class to build (imported only when loading);
+    `remap` is a function of that module taking the loaded files in the order
+    of `files` and returning the state_dict for a strict load. Data entries
+    have no network; `implemented=False` marks networks lipstream does not
+    have yet (still listed so `weights list/fetch` know them).
+    """
+
+    name: str
+    title: str
+    files: tuple[WeightFile, ...]
+    licence: str
+    kind: Literal["network", "data"] = "network"
+    module: str | None = None
+    network: str | None = None
+    remap: str = "remap"
+    num_params: int | None = None
+    wrapper: str | None = None  # where the weights sit in the file, for people reading `weights list`
+    implemented: bool = True
+
+
+# ------------------------------------------------------------------ sources
+
+_WAV2LIP_README = "https://github.com/Rudrabha/Wav2Lip#getting-the-weights"
+_WAV2LIP_LICENCE = (
+    "Wav2Lip README: personal/research/non-commercial use only; commercial use prohibited "
+    "(trained on LRS2), contact the authors for a licence"
+)
+_RETALKING_RELEASES = (
+    "https://github.com/vinthony/video-retalking/releases/download/v0.0.1/",
+    "https://github.com/OpenTalker/video-retalking/releases/download/v0.0.1/",
+)
+_RETALKING_DRIVE = "https://drive.google.com/drive/folders/18rhjMpxK8LVVxf7PI6XwOidt8Vouv_H0"
+_RETALKING_LICENCE = (
+    "OpenTalker/video-retalking: MIT licence file; no separate terms for the weights beyond the "
+    "README disclaimer (no misuse, no Tencent names or logos)"
+)
+_BFM_LICENCE = "derived from the Basel Face Model 2009: registration and non-commercial research use (BFM licence)"
+_UNVERIFIED = "not verified here; read the licence of {} before use"
+
+
+def _retalking(filename: str, *, archive: str | None = None, subdir: str = "") -> WeightFile:
+    """A file of the video-retalking v0.0.1 release, published alone or inside `archive`."""
+    return WeightFile(
+        filename,
+        urls=tuple(base + (archive or filename) for base in _RETALKING_RELEASES),
+        pages=(_RETALKING_DRIVE,),
+        member=None if archive is None else filename,
+        subdir=subdir,
+    )
+
+
+_LNET_FILE = _retalking("LNet.pth")
+
+CHECKPOINTS: dict[str, Checkpoint] = {
+    c.name: c
+    for c in (
+        Checkpoint(
+            "wav2lip",
+            "Wav2Lip generator (accurate lip-sync)",
+            (WeightFile("wav2lip.pth", pages=(_WAV2LIP_README,)),),
+            _WAV2LIP_LICENCE,
+            module="lipstream.models.wav2lip",
+            network="Wav2Lip",
+            num_params=36_298_035,
+            wrapper="'state_dict', keys may start with 'module.'",
+        ),
+        Checkpoint(
+            "wav2lip_gan",
+            "Wav2Lip + GAN generator (better visual quality, slightly weaker sync)",
+            (WeightFile("wav2lip_gan.pth", pages=(_WAV2LIP_README,)),),
+            _WAV2LIP_LICENCE,
+            module="lipstream.models.wav2lip",
+            network="Wav2Lip",
+            num_params=36_298_035,
+            wrapper="'state_dict', keys may start with 'module.'",
+        ),
+        Checkpoint(
+            "syncnet_color",
+            "SyncNet_color lip-sync expert (Wav2Lip's discriminator; `lipstream score`)",
+            (WeightFile("lipsync_expert.pth", pages=(_WAV2LIP_README,)),),
+            _WAV2LIP_LICENCE,
+            module="lipstream.models.syncnet_color",
+            network="SyncNetColor",
+            num_params=16_435_072,
+            wrapper="'state_dict', keys may start with 'module.'",
+        ),
+        Checkpoint(
+            "lnet",
+            "VideoReTalking L-Net (96x96 lip generator)",
+            (_LNET_FILE,),
+            _RETALKING_LICENCE,
+            module="lipstream.models.lnet",
+            network="LNet",
+            num_params=127_733_507,
+            wrapper="'state_dict', keys may start with 'module.'",
+        ),
+        Checkpoint(
+            "enet",
+            "VideoReTalking E-Net around L-Net (384x384)",
+            (_retalking("ENet.pth"), _LNET_FILE),
+            _RETALKING_LICENCE,
+            module="lipstream.models.enet",
+            network="ENet",
+            num_params=158_931_088,
+            wrapper="'state_dict' of ENet.pth without its low_res keys + LNet.pth as low_res",
+        ),
+        Checkpoint(
+            "dnet",
+            "VideoReTalking D-Net expression stabiliser",
+            (_retalking("DNet.pt"),),
+            _RETALKING_LICENCE,
+            module="lipstream.models.dnet",
+            network="DNet",
+            num_params=22_519_109,
+            wrapper="'net_G_ema'",
+        ),
+        Checkpoint(
+            "face3d_recon",
+            "Deep3DFaceRecon ResNet-50 coefficient regressor",
+            (_retalking("face3d_pretrain_epoch_20.pth"),),
+            "Deep3DFaceRecon_pytorch / video-retalking code: MIT; trained with the Basel Face Model 2009 "
+            "(BFM licence: non-commercial research)",
+            module="lipstream.models.face3d_recon",
+            network="Face3dRecon",
+            num_params=24_034_625,
+            wrapper="'net_recon'",
+        ),
+        Checkpoint(
+            "bfm_lm3d",
+            "BFM 68-point mean landmarks for the face3d 5-point alignment (BFM/similarity_Lm3D_all.mat)",
+            (_retalking("similarity_Lm3D_all.mat", archive="BFM.zip", subdir="BFM"),),
+            _BFM_LICENCE,
+            kind="data",
+        ),
+        Checkpoint(
+            "expression",
+            "VideoReTalking expression templates (expression.mat: expression_center, expression_mouth)",
+            (_retalking("expression.mat"),),
+            _RETALKING_LICENCE,
+            kind="data",
+        ),
+        Checkpoint(
+            "gpen512",
+            "GPEN-BFR-512 face restoration",
+            (_retalking("GPEN-BFR-512.pth"),),
+            "GPEN authors (yangxy/GPEN): " + _UNVERIFIED.format("yangxy/GPEN"),
+            num_params=71_005_223,
+            wrapper="plain state_dict",
+            implemented=False,
+        ),
+        Checkpoint(
+            "parsenet",
+            "GPEN ParseNet face parsing (19 classes)",
+            (_retalking("ParseNet-latest.pth"),),
+            "GPEN authors (yangxy/GPEN): " + _UNVERIFIED.format("yangxy/GPEN"),
+            num_params=21_303_254,
+            wrapper="plain state_dict",
+            implemented=False,
+        ),
+        Checkpoint(
+            "gfpgan_v1_clean",
+            "GFPGAN v1.3 (clean architecture) face restoration",
+            (
+                WeightFile(
+                    "GFPGANv1.3.pth",
+                    urls=(
+                        "https://github.com/TencentARC/GFPGAN/releases/download/v1.3.0/GFPGANv1.3.pth",
+                        *(base + "GFPGANv1.3.pth" for base in _RETALKING_RELEASES),
+                    ),
+                ),
+            ),
+            "TencentARC/GFPGAN: " + _UNVERIFIED.format("TencentARC/GFPGAN"),
+            num_params=86_444_252,
+            wrapper="'params_ema'",
+            implemented=False,
+        ),
+        Checkpoint(
+            "retinaface_r50",
+            "RetinaFace ResNet-50 face detector (facexlib file)",
+            (
+                WeightFile(
+                    "detection_Resnet50_Final.pth",
+                    urls=("https://github.com/xinntao/facexlib/releases/download/v0.1.0/detection_Resnet50_Final.pth",),
+                ),
+            ),
+            "biubug6/Pytorch_Retinaface, xinntao/facexlib: " + _UNVERIFIED.format("both repositories"),
+            num_params=27_293_600,
+            wrapper="plain state_dict, keys may start with 'module.'",
+            implemented=False,
+        ),
+        Checkpoint(
+            "s3fd",
+            "S3FD face detector (Wav2Lip's detector)",
+            (WeightFile("s3fd-619a316812.pth", urls=("https://www.adrianbulat.com/downloads/python-fan/s3fd-619a316812.pth",)),),
+            "1adrianb/face-alignment: " + _UNVERIFIED.format("1adrianb/face-alignment"),
+            num_params=22_459_110,
+            wrapper="plain state_dict",
+            implemented=False,
+        ),
+        Checkpoint(
+            "fan2d",
+            "FAN 2DFAN-4 68-point landmarks",
+            (
+                WeightFile(
+                    "2DFAN4-11f355bf06.pth.tar",
+                    urls=("https://www.adrianbulat.com/downloads/python-fan/2DFAN4-11f355bf06.pth.tar",),
+                ),
+            ),
+            "1adrianb/face-alignment: " + _UNVERIFIED.format("1adrianb/face-alignment"),
+            num_params=23_820_176,
+            wrapper="plain state_dict",
+            implemented=False,
+        ),
+    )
+}
+
+REQUIREMENTS: dict[str, tuple[str, ...]] = {
+    "retalking": ("lnet", "enet", "dnet", "face3d_recon", "bfm_lm3d", "expression"),
+    "wav2lip": ("wav2lip",),
+    "score": ("syncnet_color",),
+}
+"""What each engine (and the `score` tool) needs; every name is a key of CHECKPOINTS."""
+
+ENGINE_ORDER: tuple[str, ...] = ("retalking", "wav2lip")
+"""Lip-sync engines best first: `--engine auto` takes the first whose files are all present."""
+
+
+# ------------------------------------------------------------------ lookups
+
+
+def get(name: str) -> Checkpoint:
+    """The entry called `name`, or a KeyError listing the known names."""
+    try:
+        return CHECKPOINTS[name]
+    except KeyError:
+        raise KeyError(f"unknown checkpoint {name!r}; known: {', '.join(sorted(CHECKPOINTS))}") from None
+
+
+def cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The per-user folder `weights fetch` writes to and the last place searched."""
+    env = os.environ if env is None else env
+    if os.name == "nt" and env.get("LOCALAPPDATA"):
+        return Path(env["LOCALAPPDATA"]) / "lipstream"
+    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "lipstream"
+
+
+def search_dirs(explicit: Iterable[str | Path] = (), env: Mapping[str, str] | None = None) -> list[Path]:
+    """Folders searched for weights, first hit wins: `explicit`, $LIPSTREAM_WEIGHTS, the cache dir."""
+    env = os.environ if env is None else env
+    dirs = [Path(d).expanduser() for d in explicit]
+    dirs += [Path(d).expanduser() for d in env.get(ENV_VAR, "").split(os.pathsep) if d]
+    dirs.append(cache_dir(env))
+    unique: list[Path] = []
+    for d in dirs:
+        if d not in unique:
+            unique.append(d)
+    return unique
+
+
+def find_file(spec: WeightFile, dirs: Sequence[Path]) -> Path | None:
+    """The first existing `spec.relpath` in `dirs` (existence only; loading checks the content)."""
+    for folder in dirs:
+        path = folder / spec.relpath
+        if path.is_file():
+            return path
+    return None
+
+
+def missing_files(name: str, dirs: Sequence[Path]) -> list[WeightFile]:
+    """Files of entry `name` found in none of `dirs`."""
+    return [f for f in get(name).files if find_file(f, dirs) is None]
+
+
+def engine_requirements() -> dict[str, tuple[str, ...]]:
+    """Checkpoint names each engine (and the `score` tool) needs, keyed by engine name."""
+    return dict(REQUIREMENTS)
+
+
+def available_engines(weights_dirs: Iterable[str | Path] = ()) -> list[str]:
+    """Lip-sync engines whose files are all present, best first.
+
+    `weights_dirs` are the user's ``--weights`` folders; $LIPSTREAM_WEIGHTS
+    and the cache folder are searched after them. Presence only: a corrupt
+    file is reported with a `WeightsError` when the engine loads it.
+    """
+    dirs = search_dirs(weights_dirs)
+    return [
+        engine
+        for engine in ENGINE_ORDER
+        if all(not missing_files(name, dirs) for name in REQUIREMENTS[engine])
+    ]

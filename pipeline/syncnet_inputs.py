@@ -1,0 +1,219 @@
+"""SyncNet_color's inputs, streamed from media: mel windows and lower-face windows at 25 fps.
+
+Audio: the 16 kHz mono track becomes Wav2Lip's normalised mel spectrogram
+column by column (`MelStream`, equal to the whole-signal spectrogram), and
+grid frame j gets the 16-column window starting at column int(80 j / 25),
+as Wav2Lip inference cuts it. Video: frames are sampled at 25 fps (nearest
+decoded frame), the face is tracked with the embedded FaceMesh (BlazeFace
+finds it again when presence drops below 0.5) and cut as Wav2Lip crops
+faces: the landmarks' box (forehead to chin, cheek to cheek), resized to
+96x96, BGR, rows 48..95 kept; five consecutive crops make one window.
+Everything is a generator holding a few frames or seconds at most.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from fractions import Fraction
+from typing import Any
+
+import cv2
+import numpy as np
+
+from lipstream.errors import InputError
+from lipstream.models.face_types import Detection, Landmarks
+from lipstream.models.wav2lip_mel import HOP, MEL_STEP, N_FFT, melspectrogram
+from lipstream.stream.audio import FEATURE_RATE, AudioInput
+from lipstream.stream.frames import Frame
+from lipstream.stream.source import VideoSource
+
+__all__ = [
+    "GRID_RATE",
+    "WINDOW",
+    "LowerFaceTracker",
+    "MelStream",
+    "audio_windows",
+    "grid_frames",
+    "lower_face",
+    "video_windows",
+]
+
+GRID_RATE = 25
+"""Frames per second of the sampled video: SyncNet_color's training rate (5 frames = 16 mel columns)."""
+WINDOW = 5
+"""Frames per video window (syncnet_T in Wav2Lip)."""
+FACE_SIZE = 96
+PRESENCE = 0.5
+MEL_PER_FRAME = Fraction(80, GRID_RATE)  # mel columns per grid frame (80 columns per second)
+
+
+# ------------------------------------------------------------------ audio
+
+
+class MelStream:
+    """The columns of `melspectrogram(whole signal)`, computed as samples arrive.
+
+    Column t is centred on sample 200 t and reads samples 200 t +- 400, so a
+    block of columns is computed from a slice starting 3 columns early: the
+    slice's own edge effects (reflect padding, the first pre-emphasis
+    sample) only reach columns that are thrown away. At the very start and
+    end of the signal the slice edge is the signal edge, so the result
+    equals the whole-signal spectrogram. Holds about `block` columns of samples.
+    """
+
+    def __init__(self, block: int = 200) -> None:
+        self.block = max(1, block)
+        self._samples = np.zeros(0, np.float32)
+        self._first = 0  # signal index of self._samples[0]
+        self._next = 0  # next column to emit
+        self._total = 0
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        """Add samples; return the (80, k) columns that are now final (k may be 0)."""
+        self._samples = np.concatenate([self._samples, np.asarray(samples, np.float32).reshape(-1)])
+        self._total += samples.size
+        ready = (self._total - N_FFT // 2) // HOP + 1  # columns whose window is complete
+        if ready - self._next < self.block:
+            return np.zeros((80, 0), np.float32)
+        return self._columns(ready, final=False)
+
+    def finish(self) -> np.ndarray:
+        """The remaining columns once the signal has ended."""
+        return self._columns(1 + self._total // HOP, final=True)
+
+    def _columns(self, stop: int, final: bool) -> np.ndarray:
+        if stop <= self._next:
+            return np.zeros((80, 0), np.float32)
+        start = max(0, HOP * (self._next - 3))
+        end = self._total if final else HOP * (stop - 1) + N_FFT // 2
+        piece = self._samples[start - self._first : end - self._first]
+        if piece.size <= N_FFT // 2:
+            raise InputError(f"the audio is too short to score ({self._total} samples at 16 kHz); pass at least 0.2 s of speech")
+        mel = melspectrogram(piece)
+        skip = self._next - start // HOP
+        out = mel[:, skip : skip + stop - self._next]
+        self._next = stop
+        keep = max(0, HOP * (stop - 3)) - self._first
+        if keep > 0:
+            self._samples = self._samples[keep:]
+            self._first += keep
+        return out
+
+
+def audio_windows(audio: AudioInput, block: int = 200) -> Iterator[tuple[int, np.ndarray]]:
+    """(j, mel (80, 16)) for every grid frame j whose whole mel window lies in the audio."""
+    stream = MelStream(block)
+    columns = np.zeros((80, 0), np.float32)
+    first = 0  # mel column index of columns[:, 0]
+    j = 0
+
+    def ready(cols: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        nonlocal columns, first, j
+        columns = np.concatenate([columns, cols], axis=1)
+        while True:
+            start = int(j * MEL_PER_FRAME)  # floor, as Wav2Lip's int(80 * j / fps)
+            if start + MEL_STEP > first + columns.shape[1]:
+                break
+            yield j, columns[:, start - first : start - first + MEL_STEP].copy()
+            j += 1
+        drop = int(j * MEL_PER_FRAME) - first
+        if drop > 0:
+            columns = columns[:, drop:]
+            first += drop
+
+    for chunk in audio.chunks(FEATURE_RATE, "mono", "flt"):
+        yield from ready(stream.push(chunk.to_ndarray().reshape(-1)))
+    yield from ready(stream.finish())
+
+
+# ------------------------------------------------------------------ faces
+
+
+def lower_face(rgb: np.ndarray, points: np.ndarray) -> np.ndarray | None:
+    """Rows 48..95 of the 96x96 BGR crop of the landmarks' box, or None if the box is degenerate.
+
+    The box spans the landmarks (forehead to chin, cheek to cheek), close to
+    the S3FD boxes Wav2Lip's crops come from; it is clamped to the frame.
+    """
+    height, width = rgb.shape[:2]
+    x0, y0 = np.floor(points[:, :2].min(axis=0)).astype(int)
+    x1, y1 = np.ceil(points[:, :2].max(axis=0)).astype(int) + 1
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(width, x1), min(height, y1)
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return None
+    face = np.ascontiguousarray(rgb[y0:y1, x0:x1, ::-1])  # BGR, as cv2 reads frames in Wav2Lip
+    shrink = (x1 - x0) > FACE_SIZE or (y1 - y0) > FACE_SIZE
+    face = cv2.resize(face, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return face[FACE_SIZE // 2 :]
+
+
+class LowerFaceTracker:
+    """Lower-face crop per frame: FaceMesh tracked from the last landmarks, BlazeFace to (re)find the face."""
+
+    def __init__(self, presence: float = PRESENCE) -> None:
+        from lipstream.models.facemesh import FaceMesh
+
+        self.presence = presence
+        self._detectors: dict[str, Any] = {}  # built on first need; "full" only if "short" misses
+        self._mesh = FaceMesh()
+        self._last: Landmarks | None = None
+
+    def _detect(self, rgb: np.ndarray) -> Detection | None:
+        from lipstream.models.blazeface import BlazeFace
+
+        for model in ("short", "full"):
+            if model not in self._detectors:
+                self._detectors[model] = BlazeFace(model)
+            found = self._detectors[model].detect_frame(rgb)
+            if found:
+                return found[0]
+        return None
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray | None:
+        landmarks = self._mesh.landmarks(rgb, self._last) if self._last is not None else None
+        if landmarks is None or landmarks.presence < self.presence:
+            detection = self._detect(rgb)
+            landmarks = self._mesh.landmarks(rgb, detection) if detection is not None else None
+        if landmarks is None or landmarks.presence < self.presence:
+            self._last = None
+            return None
+        self._last = landmarks
+        return lower_face(rgb, landmarks.points)
+
+
+def grid_frames(source: VideoSource, rate: int = GRID_RATE) -> Iterator[tuple[int, Frame]]:
+    """(k, frame shown at time k / rate): the nearest decoded frame, in one forward pass."""
+    k = 0
+    previous: Frame | None = None
+    for index, pts, decoded in source.forward():
+        frame = Frame(index, pts, source.time_base, index, decoded, source.rotation)
+        if previous is None:
+            previous = frame
+            continue
+        middle = (previous.time + frame.time) / 2
+        while Fraction(k, rate) < middle:
+            yield k, previous
+            k += 1
+        previous = frame
+    if previous is not None:
+        end = previous.time + 1 / source.average_rate
+        while Fraction(k, rate) < end - Fraction(1, 2 * rate):
+            yield k, previous
+            k += 1
+
+
+def video_windows(source: VideoSource, tracker: LowerFaceTracker) -> Iterator[tuple[int, np.ndarray | None]]:
+    """(i, (15, 48, 96) float32 in [0, 1] or None) for windows of 5 grid frames starting at i."""
+    recent: deque[np.ndarray | None] = deque(maxlen=WINDOW)
+    last_index, last_crop = -1, None
+    for k, frame in grid_frames(source):
+        if frame.source_index != last_index:  # slow videos repeat frames on the grid
+            last_index, last_crop = frame.source_index, tracker(frame.rgb())
+        recent.append(last_crop)
+        if len(recent) == WINDOW:
+            if any(c is None for c in recent):
+                yield k - WINDOW + 1, None
+            else:
+                stacked = np.concatenate([c.transpose(2, 0, 1) for c in recent], axis=0)  # type: ignore[union-attr]
+                yield k - WINDOW + 1, stacked.astype(np.float32) / 255.0
