@@ -65,8 +65,9 @@ class Console:
 
     def error(self, message: str) -> None:
         self._end_bar()
-        if self.json:
+        if self.json:  # machines get the one line as JSON, like every other event
             self.emit({"event": "error", "message": message})
+            return
         self.stream.write(f"lipstream: error: {message}\n")
         self.stream.flush()
 

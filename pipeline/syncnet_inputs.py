@@ -4,9 +4,8 @@ Audio: the 16 kHz mono track becomes Wav2Lip's normalised mel spectrogram
 column by column (`MelStream`, equal to the whole-signal spectrogram), and
 grid frame j gets the 16-column window starting at column int(80 j / 25),
 as Wav2Lip inference cuts it. Video: frames are sampled at 25 fps (nearest
-decoded frame), the face is tracked with the embedded FaceMesh (BlazeFace
-finds it again when presence drops below 0.5) and cut as Wav2Lip crops
-faces: the landmarks' box (forehead to chin, cheek to cheek), resized to
+decoded frame), the target is followed by the pipeline's FaceTracker and cut
+as Wav2Lip crops faces: the landmarks' box (forehead to chin, cheek to cheek), resized to
 96x96, BGR, rows 48..95 kept; five consecutive crops make one window.
 Everything is a generator holding a few frames or seconds at most.
 """
@@ -16,13 +15,12 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 from fractions import Fraction
-from typing import Any
 
 import cv2
 import numpy as np
 
+from lipstream.config import FaceConfig
 from lipstream.errors import InputError
-from lipstream.models.face_types import Detection, Landmarks
 from lipstream.models.wav2lip_mel import HOP, MEL_STEP, N_FFT, melspectrogram
 from lipstream.stream.audio import FEATURE_RATE, AudioInput
 from lipstream.stream.frames import Frame
@@ -44,7 +42,6 @@ GRID_RATE = 25
 WINDOW = 5
 """Frames per video window (syncnet_T in Wav2Lip)."""
 FACE_SIZE = 96
-PRESENCE = 0.5
 MEL_PER_FRAME = Fraction(80, GRID_RATE)  # mel columns per grid frame (80 columns per second)
 
 
@@ -149,37 +146,16 @@ def lower_face(rgb: np.ndarray, points: np.ndarray) -> np.ndarray | None:
 
 
 class LowerFaceTracker:
-    """Lower-face crop per frame: FaceMesh tracked from the last landmarks, BlazeFace to (re)find the face."""
+    """Lower-face crop per frame, from the same target tracker the sync pipeline uses."""
 
-    def __init__(self, presence: float = PRESENCE) -> None:
-        from lipstream.models.facemesh import FaceMesh
+    def __init__(self, config: FaceConfig = FaceConfig()) -> None:
+        from .face_stage import FaceTracker
 
-        self.presence = presence
-        self._detectors: dict[str, Any] = {}  # built on first need; "full" only if "short" misses
-        self._mesh = FaceMesh()
-        self._last: Landmarks | None = None
-
-    def _detect(self, rgb: np.ndarray) -> Detection | None:
-        from lipstream.models.blazeface import BlazeFace
-
-        for model in ("short", "full"):
-            if model not in self._detectors:
-                self._detectors[model] = BlazeFace(model)
-            found = self._detectors[model].detect_frame(rgb)
-            if found:
-                return found[0]
-        return None
+        self._tracker = FaceTracker(config)
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray | None:
-        landmarks = self._mesh.landmarks(rgb, self._last) if self._last is not None else None
-        if landmarks is None or landmarks.presence < self.presence:
-            detection = self._detect(rgb)
-            landmarks = self._mesh.landmarks(rgb, detection) if detection is not None else None
-        if landmarks is None or landmarks.presence < self.presence:
-            self._last = None
-            return None
-        self._last = landmarks
-        return lower_face(rgb, landmarks.points)
+        found = self._tracker.observe(rgb)
+        return None if found is None else lower_face(rgb, found.points)
 
 
 def grid_frames(source: VideoSource, rate: int = GRID_RATE) -> Iterator[tuple[int, Frame]]:
