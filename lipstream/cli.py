@@ -13,13 +13,13 @@ import sys
 from typing import NoReturn, Sequence
 
 from lipstream import __version__
-from lipstream.commands import faces, sync
+from lipstream.commands import faces, score, serve, sync, weights
 from lipstream.console import Console
 from lipstream.errors import InputError, LipstreamError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-COMMANDS = (sync, faces)
+COMMANDS = (sync, faces, serve, weights, score)
 
 
 class _Parser(argparse.ArgumentParser):

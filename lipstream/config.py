@@ -42,6 +42,7 @@ class EncodeConfig:
     codec: str = "libx264"
     preset: str = "veryfast"
     crf: int = 18
+    tune: str | None = None  # e.g. "zerolatency" for live preview: x264 then holds 2 frames instead of ~17
     audio_bitrate: int = 128_000
     container: Container = "mp4"  # for pipes and fragment callbacks; files follow their extension
     fragment_seconds: float = 1.0  # longest fragment of a streamed MP4

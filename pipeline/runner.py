@@ -123,11 +123,17 @@ class Runner:
             await _supervise(tasks)
         finally:
             # Threads cannot be interrupted: let each finish its current window so
-            # nothing touches a container after the caller closes it.
-            for executor in self._executors.values():
-                executor.shutdown(wait=True, cancel_futures=True)
+            # nothing touches a container after the caller closes it, waiting off
+            # the event loop so other work on it goes on meanwhile.
+            executors = list(self._executors.values())
             self._executors.clear()
+            await asyncio.shield(asyncio.to_thread(_shutdown, executors))
         return meter.frames
+
+
+def _shutdown(executors: list[cf.ThreadPoolExecutor]) -> None:
+    for executor in executors:
+        executor.shutdown(wait=True, cancel_futures=True)
 
 
 async def _supervise(tasks: list[asyncio.Task[None]]) -> None:

@@ -1,1 +1,18 @@
-"""lipstream.server"""
+"""lipstream.server: the websocket server with a progressive preview page (`lipstream serve`).
+
+    limits.py    ServerConfig: every limit and what it costs
+    protocol.py  the message protocol as pure data and a state machine (no I/O)
+    paths.py     files named by clients, confined to --root
+    jobs.py      job slots with a waiting line, finished outputs kept for download
+    worker.py    one job on its own thread and event loop
+    session.py   one websocket connection
+    http.py      the page, output downloads, and the websocket gate
+    app.py       serve(): all of it on one socket
+
+The protocol is documented in server/PROTOCOL.md.
+"""
+
+from .app import App, Running, ServerThread, serve
+from .limits import ServerConfig
+
+__all__ = ["App", "Running", "ServerConfig", "ServerThread", "serve"]

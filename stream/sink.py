@@ -158,6 +158,8 @@ class Sink:
         stream.codec_context.time_base = frame.time_base
         stream.codec_context.thread_type = "AUTO"
         stream.options = {"crf": str(self.config.crf), "preset": self.config.preset}
+        if self.config.tune:
+            stream.options = {**stream.options, "tune": self.config.tune}
         self._video = stream
         self._size = even
         if self._audio_input is not None:  # after the video, so video is stream 0

@@ -28,6 +28,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     sync.add_argument("--format", dest="container", default="mp4", choices=("mp4", "mkv"), help="container when writing to stdout (default: fragmented mp4)")
     sync.add_argument("--preset", default=EncodeConfig.preset, help="libx264 preset (default: %(default)s)")
     sync.add_argument("--crf", type=int, default=EncodeConfig.crf, help="libx264 quality, lower is better (default: %(default)s)")
+    sync.add_argument("--tune", choices=("zerolatency", "film", "animation"), help="libx264 tune; zerolatency makes streamed output start sooner")
     sync.add_argument("--device", default="cpu", help="torch device for model stages, e.g. cuda:0 (default: %(default)s)")
     sync.add_argument("--weights", type=Path, action="append", default=[], metavar="DIR", help="folder with checkpoints, searched before $LIPSTREAM_WEIGHTS and the cache (repeatable)")
     sync.add_argument("--json", action="store_true", help="JSON lines on stderr instead of a progress bar")
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         device=args.device,
         weights=tuple(args.weights),
         window=WindowConfig(size=args.window, overlap=args.overlap),
-        encode=EncodeConfig(preset=args.preset, crf=args.crf, container=args.container),
+        encode=EncodeConfig(preset=args.preset, crf=args.crf, tune=args.tune, container=args.container),
     )
     video = sys.stdin.buffer if args.video == "-" else Path(args.video)
     audio = sys.stdin.buffer if args.audio == "-" else Path(args.audio)

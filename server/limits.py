@@ -1,0 +1,65 @@
+"""Every limit of the server in one frozen dataclass, with what each one costs.
+
+Memory of a connection, worst case:
+  incoming   max_message_bytes x (incoming_queue + 1)  frames websockets buffers
+  outgoing   write_limit + one fragment (the job waits while a client is slow)
+  upload     one message at a time, written straight to the job's folder
+so with the defaults about 1 MiB x 5 + 64 KiB per connection, and
+`max_connections` of them. An HTTP download holds the whole file while it
+is sent (at most `max_http_download`; larger outputs are fetched over the
+websocket in 256 KiB reads). Disk: at most `max_upload_bytes` per job being
+uploaded, plus `max_kept` finished outputs for `keep_seconds`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    token: str | None = None  # bearer token every client must present; None: open server
+    root: Path | None = None  # jobs may name files under this folder; None: uploads only
+    origins: tuple[str, ...] = ()  # extra allowed Origin values, e.g. "https://app.example"
+    device: str = "cpu"
+    weights: tuple[Path, ...] = ()  # checkpoint folders searched first (then $LIPSTREAM_WEIGHTS, the cache)
+
+    max_message_bytes: int = MIB  # one websocket message (an upload chunk); larger closes with 1009
+    max_control_bytes: int = 16 * 1024  # one JSON control message
+    incoming_queue: int = 4  # messages websockets buffers before it stops reading the socket
+    write_limit: int = 64 * 1024  # outgoing bytes buffered before a send waits for the client
+    max_upload_bytes: int = 512 * MIB  # video + audio of one job
+    max_connections: int = 32
+    max_jobs: int = 1  # jobs running at once; the rest wait in line
+    max_waiting: int = 16  # jobs waiting for a slot; one more is refused as busy
+    max_window: int = 256  # largest --window a client may ask for (memory: frames per window)
+
+    idle_timeout: float = 60.0  # no message while idle or uploading; a send stuck this long
+    open_timeout: float = 10.0  # websocket handshake
+    ping_interval: float = 20.0
+    ping_timeout: float = 20.0
+    close_timeout: float = 10.0
+
+    keep_seconds: float = 600.0  # a finished output stays downloadable this long
+    max_kept: int = 32  # finished outputs kept at once; the oldest goes first
+    max_http_download: int = 256 * MIB  # larger outputs: fetch them over the websocket
+    fragment_seconds: float = 0.5  # default preview fragment length
+    progress_interval: float = 0.1  # at most ten progress messages a second per job
+    work_dir: Path | None = None  # parent of the server's temporary folder (default: the system's)
+
+    def __post_init__(self) -> None:
+        for name in ("max_message_bytes", "max_control_bytes", "incoming_queue", "write_limit", "max_upload_bytes",
+                     "max_connections", "max_jobs", "max_kept", "max_window"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        if self.max_waiting < 0:
+            raise ValueError("max_waiting must be >= 0")
+        if self.idle_timeout <= 0 or self.keep_seconds <= 0:
+            raise ValueError("timeouts must be > 0")
+        if self.token is not None and not self.token:
+            raise ValueError("an empty token would let anyone in; pass None for an open server")
