@@ -25,6 +25,12 @@ def _faces(config: SyncConfig) -> list[Stage]:
     return [FaceStage(config.face, config.window)]
 
 
+def _wav2lip(config: SyncConfig) -> list[Stage]:
+    from .wav2lip_engine import wav2lip_stages
+
+    return wav2lip_stages(config)
+
+
 @dataclass(frozen=True)
 class Engine:
     name: str
@@ -36,6 +42,7 @@ class Engine:
 ENGINES: dict[str, Engine] = {
     "passthrough": Engine("passthrough", lambda config: [Passthrough()], "leave the video as it is (proves the path)"),
     "faces": Engine("faces", _faces, "track the target only; pixels untouched (for inspection and benchmarks)"),
+    "wav2lip": Engine("wav2lip", _wav2lip, "Wav2Lip 96x96 generator (needs wav2lip.pth; non-commercial weights)", min_overlap=4),
 }
 AUTO = "auto"
 FALLBACK = "warp"  # needs no checkpoints
