@@ -1,9 +1,8 @@
 """SyncNet_color's inputs, streamed from media: mel windows and lower-face windows at 25 fps.
 
-Audio: the 16 kHz mono track becomes Wav2Lip's normalised mel spectrogram
-column by column (`MelStream`, equal to the whole-signal spectrogram), and
-grid frame j gets the 16-column window starting at column int(80 j / 25),
-as Wav2Lip inference cuts it. Video: frames are sampled at 25 fps (nearest
+Audio: grid frame j gets the 16-column Wav2Lip mel window starting at
+column int(80 j / 25), as Wav2Lip inference cuts it, computed on spans of the
+rolling 16 kHz feed exactly as the engines compute theirs. Video: frames are sampled at 25 fps (nearest
 decoded frame), the target is followed by the pipeline's FaceTracker and cut
 as Wav2Lip crops faces: the landmarks' box (forehead to chin, cheek to cheek), resized to
 96x96, BGR, rows 48..95 kept; five consecutive crops make one window.
@@ -21,16 +20,17 @@ import numpy as np
 
 from lipstream.config import FaceConfig
 from lipstream.errors import InputError
-from lipstream.models.wav2lip_mel import HOP, MEL_STEP, N_FFT, melspectrogram
-from lipstream.stream.audio import FEATURE_RATE, AudioInput
+from lipstream.models.wav2lip_mel import HOP, MEL_STEP
+from lipstream.stream.audio import FEATURE_RATE, AudioFeed, AudioInput
 from lipstream.stream.frames import Frame
 from lipstream.stream.source import VideoSource
+
+from ._mel_stream import mel_column, mel_windows
 
 __all__ = [
     "GRID_RATE",
     "WINDOW",
     "LowerFaceTracker",
-    "MelStream",
     "audio_windows",
     "grid_frames",
     "lower_face",
@@ -48,80 +48,22 @@ MEL_PER_FRAME = Fraction(80, GRID_RATE)  # mel columns per grid frame (80 column
 # ------------------------------------------------------------------ audio
 
 
-class MelStream:
-    """The columns of `melspectrogram(whole signal)`, computed as samples arrive.
+def audio_windows(audio: AudioInput, block: int = 250) -> Iterator[tuple[int, np.ndarray]]:
+    """(j, mel (80, 16)) for every grid frame j whose whole mel window lies in the audio.
 
-    Column t is centred on sample 200 t and reads samples 200 t +- 400, so a
-    block of columns is computed from a slice starting 3 columns early: the
-    slice's own edge effects (reflect padding, the first pre-emphasis
-    sample) only reach columns that are thrown away. At the very start and
-    end of the signal the slice edge is the signal edge, so the result
-    equals the whole-signal spectrogram. Holds about `block` columns of samples.
+    The windows are cut like the engines' (`_mel_stream.mel_windows` on spans
+    of the rolling 16 kHz feed), so they equal Wav2Lip's whole-signal columns
+    except the first three, where Wav2Lip reflects the signal and we hear silence.
     """
-
-    def __init__(self, block: int = 200) -> None:
-        self.block = max(1, block)
-        self._samples = np.zeros(0, np.float32)
-        self._first = 0  # signal index of self._samples[0]
-        self._next = 0  # next column to emit
-        self._total = 0
-
-    def push(self, samples: np.ndarray) -> np.ndarray:
-        """Add samples; return the (80, k) columns that are now final (k may be 0)."""
-        self._samples = np.concatenate([self._samples, np.asarray(samples, np.float32).reshape(-1)])
-        self._total += samples.size
-        ready = (self._total - N_FFT // 2) // HOP + 1  # columns whose window is complete
-        if ready - self._next < self.block:
-            return np.zeros((80, 0), np.float32)
-        return self._columns(ready, final=False)
-
-    def finish(self) -> np.ndarray:
-        """The remaining columns once the signal has ended."""
-        return self._columns(1 + self._total // HOP, final=True)
-
-    def _columns(self, stop: int, final: bool) -> np.ndarray:
-        if stop <= self._next:
-            return np.zeros((80, 0), np.float32)
-        start = max(0, HOP * (self._next - 3))
-        end = self._total if final else HOP * (stop - 1) + N_FFT // 2
-        piece = self._samples[start - self._first : end - self._first]
-        if piece.size <= N_FFT // 2:
-            raise InputError(f"the audio is too short to score ({self._total} samples at 16 kHz); pass at least 0.2 s of speech")
-        mel = melspectrogram(piece)
-        skip = self._next - start // HOP
-        out = mel[:, skip : skip + stop - self._next]
-        self._next = stop
-        keep = max(0, HOP * (stop - 3)) - self._first
-        if keep > 0:
-            self._samples = self._samples[keep:]
-            self._first += keep
-        return out
-
-
-def audio_windows(audio: AudioInput, block: int = 200) -> Iterator[tuple[int, np.ndarray]]:
-    """(j, mel (80, 16)) for every grid frame j whose whole mel window lies in the audio."""
-    stream = MelStream(block)
-    columns = np.zeros((80, 0), np.float32)
-    first = 0  # mel column index of columns[:, 0]
-    j = 0
-
-    def ready(cols: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
-        nonlocal columns, first, j
-        columns = np.concatenate([columns, cols], axis=1)
-        while True:
-            start = int(j * MEL_PER_FRAME)  # floor, as Wav2Lip's int(80 * j / fps)
-            if start + MEL_STEP > first + columns.shape[1]:
-                break
-            yield j, columns[:, start - first : start - first + MEL_STEP].copy()
-            j += 1
-        drop = int(j * MEL_PER_FRAME) - first
-        if drop > 0:
-            columns = columns[:, drop:]
-            first += drop
-
-    for chunk in audio.chunks(FEATURE_RATE, "mono", "flt"):
-        yield from ready(stream.push(chunk.to_ndarray().reshape(-1)))
-    yield from ready(stream.finish())
+    feed = AudioFeed(audio)
+    columns = 1 + round(audio.duration * FEATURE_RATE) // HOP  # columns of the whole-signal spectrogram
+    count = 0
+    while mel_column(Fraction(count, GRID_RATE)) + MEL_STEP <= columns:
+        count += 1
+    for first in range(0, count, block):
+        times = [Fraction(j, GRID_RATE) for j in range(first, min(first + block, count))]
+        span = feed.span(times[0] - Fraction(1, 10), times[-1] + Fraction(1, 2))
+        yield from zip(range(first, first + len(times)), mel_windows(span, times))
 
 
 # ------------------------------------------------------------------ faces

@@ -25,7 +25,7 @@ from lipstream.models.syncnet_color import SyncNetColor
 from lipstream.models.wav2lip_mel import melspectrogram
 from lipstream.pipeline.lse import OffsetSearch, search_offsets
 from lipstream.pipeline.sync_score import score_sync
-from lipstream.pipeline.syncnet_inputs import MelStream, audio_windows, grid_frames, lower_face
+from lipstream.pipeline.syncnet_inputs import audio_windows, grid_frames, lower_face
 from lipstream.stream.audio import AudioInput
 from lipstream.stream.source import VideoSource
 
@@ -103,23 +103,6 @@ def test_streaming_buffers_stay_small_in_lock_step():
 # ------------------------------------------------------------------ streaming pieces
 
 
-@pytest.mark.parametrize("block", [1, 13, 200])
-def test_mel_stream_equals_the_whole_signal_spectrogram(block):
-    rng = np.random.default_rng(4)
-    wav = (0.2 * rng.standard_normal(16000 * 2 + 333)).astype(np.float32)
-    stream = MelStream(block)
-    parts, start = [], 0
-    while start < wav.size:
-        size = int(rng.integers(1, 2500))
-        parts.append(stream.push(wav[start : start + size]))
-        start += size
-    parts.append(stream.finish())
-    got = np.concatenate(parts, axis=1)
-    want = melspectrogram(wav)
-    assert got.shape == want.shape
-    assert np.abs(got - want).max() <= 1e-5
-
-
 def test_audio_windows_are_wav2lip_chunks():
     audio = AudioInput(SAMPLE_AUDIO)
     try:
@@ -132,7 +115,9 @@ def test_audio_windows_are_wav2lip_chunks():
     assert [j for j, _ in windows] == list(range(len(starts)))
     for (j, window), start in zip(windows, starts):
         assert window.shape == (80, 16)
-        assert np.abs(window - mel[:, start : start + 16]).max() <= 1e-5, j
+        # Wav2Lip reflects the signal at both ends; we hear silence past them (3 columns each).
+        lo, hi = max(0, 3 - start), min(16, mel.shape[1] - 3 - start)
+        assert np.abs(window[:, lo:hi] - mel[:, start + lo : start + hi]).max() <= 1e-5, j
 
 
 @pytest.mark.parametrize("rate, expected", [(25, list(range(20))), (50, list(range(0, 40, 2))), (10, [0, 0, 1, 1, 2, 2, 2, 3])])
