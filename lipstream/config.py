@@ -43,6 +43,10 @@ class EncodeConfig:
     preset: str = "veryfast"
     crf: int = 18
     tune: str | None = None  # e.g. "zerolatency" for live preview: x264 then holds 2 frames instead of ~17
+    # Frame types fixed in advance rather than chosen from the content, so an edit
+    # to the face cannot change how the rest of the picture is coded (and
+    # streamed fragments start at predictable places).
+    x264_params: str = "scenecut=0:b-adapt=0"
     audio_bitrate: int = 128_000
     container: Container = "mp4"  # for pipes and fragment callbacks; files follow their extension
     fragment_seconds: float = 1.0  # longest fragment of a streamed MP4
@@ -76,7 +80,7 @@ class FaceConfig:
 class SyncConfig:
     """One lip-sync job."""
 
-    engine: str = "passthrough"
+    engine: str = "auto"  # the best engine whose checkpoints are present, else warp
     fit: Fit = "audio"
     device: str = "cpu"
     weights: tuple[Path, ...] = ()  # folders searched first for checkpoints (then $LIPSTREAM_WEIGHTS, the cache)

@@ -50,20 +50,27 @@ def blend(dst: np.ndarray, src: np.ndarray, mask: np.ndarray, box: Box, *, level
         out = dst.copy()
     elif out is not dst:
         np.copyto(out, dst)
-    if h == 0 or w == 0:
-        return out
+    if h and w:
+        out[y0:y1, x0:x1] = blend_region(dst[y0:y1, x0:x1], src, mask, levels=levels)
+    return out
+
+
+def blend_region(base: np.ndarray, src: np.ndarray, mask: np.ndarray, *, levels: int | None = None) -> np.ndarray:
+    """The blended pixels of one region (`base`, `src`, `mask` all of its size), as a new array.
+
+    Engines hand this to `Frame.with_patch`, so a frame is never copied whole.
+    """
     mask = np.clip(mask, 0.0, 1.0).astype(np.float32, copy=False)
     if not mask.any():
-        return out
-    base = dst[y0:y1, x0:x1]
+        return base.copy()
+    h, w = base.shape[:2]
     colour = base.ndim == 3
     diff = cv2.subtract(src, base, dtype=cv2.CV_32F)
     n = pyramid_levels(h, w) if levels is None else levels
     correction = _pyramid_blend(diff, mask, n, colour)
     taper = np.minimum(mask * _TAPER, 1.0)
     correction = cv2.multiply(correction, _channels(taper, colour))
-    out[y0:y1, x0:x1] = cv2.add(base, correction, dtype=cv2.CV_8U)
-    return out
+    return cv2.add(base, correction, dtype=cv2.CV_8U)
 
 
 def _channels(mask: np.ndarray, colour: bool) -> np.ndarray:

@@ -25,6 +25,13 @@ def _faces(config: SyncConfig) -> list[Stage]:
     return [FaceStage(config.face, config.window)]
 
 
+def _warp(config: SyncConfig) -> list[Stage]:
+    from .face_stage import FaceStage
+    from .warp_engine import WarpLips
+
+    return [FaceStage(config.face, config.window), WarpLips(config)]
+
+
 def _wav2lip(config: SyncConfig) -> list[Stage]:
     from .wav2lip_engine import wav2lip_stages
 
@@ -42,6 +49,7 @@ class Engine:
 ENGINES: dict[str, Engine] = {
     "passthrough": Engine("passthrough", lambda config: [Passthrough()], "leave the video as it is (proves the path)"),
     "faces": Engine("faces", _faces, "track the target only; pixels untouched (for inspection and benchmarks)"),
+    "warp": Engine("warp", _warp, "re-animate the mouth from the audio with geometry; needs no weights"),
     "wav2lip": Engine("wav2lip", _wav2lip, "Wav2Lip 96x96 generator (needs wav2lip.pth; non-commercial weights)", min_overlap=4),
 }
 AUTO = "auto"

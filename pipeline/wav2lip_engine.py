@@ -33,7 +33,7 @@ from lipstream.errors import PipelineError
 from lipstream.stream.frames import Face, Frame, Window
 
 from ._mel_stream import mel_windows
-from .blend import blend
+from .blend import blend_region
 from .face_stage import FaceStage
 from .stage import Stage
 
@@ -215,7 +215,8 @@ class Wav2LipStage:
         mask = lower_face_mask(face.landmarks, box, self.config.feather)
         if face.weight < 1.0:
             mask *= np.float32(face.weight)
-        return frame.with_image(blend(frame.rgb(), src, mask, box))
+        x0, y0, x1, y1 = box
+        return frame.with_patch(box, blend_region(frame.rgb()[y0:y1, x0:x1], src, mask))
 
 
 def _network_input(rgb: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:

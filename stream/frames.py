@@ -23,6 +23,14 @@ def _rotate(rgb: np.ndarray, degrees: int) -> np.ndarray:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class Patch:
+    """Edited RGB pixels of a box (x0, y0, x1, y1, even coordinates) of a frame."""
+
+    box: tuple[int, int, int, int]
+    rgb: np.ndarray
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class Face:
     """The target speaker in one frame: what every later stage reuses.
 
@@ -64,6 +72,7 @@ class Frame:
     decoded: av.VideoFrame | None = None
     rotation: int = 0
     image: np.ndarray | None = None
+    patch: Patch | None = None  # an edited region over the decoded pixels (see with_patch)
     face: Face | None = None  # the target speaker, once the face stage has run
     _rgb: np.ndarray | None = field(default=None, repr=False)
 
@@ -73,7 +82,7 @@ class Frame:
 
     @property
     def edited(self) -> bool:
-        return self.image is not None
+        return self.image is not None or self.patch is not None
 
     def rgb(self) -> np.ndarray:
         """The upright RGB24 pixels (H, W, 3), converted once and cached."""
@@ -81,7 +90,11 @@ class Frame:
             return self.image
         if self._rgb is None:
             assert self.decoded is not None, "a frame needs decoded pixels or an image"
-            self._rgb = _rotate(self.decoded.to_ndarray(format="rgb24"), self.rotation)
+            rgb = _rotate(self.decoded.to_ndarray(format="rgb24"), self.rotation)
+            if self.patch is not None:
+                x0, y0, x1, y1 = self.patch.box
+                rgb[y0:y1, x0:x1] = self.patch.rgb
+            self._rgb = rgb
         return self._rgb
 
     @property
@@ -94,7 +107,33 @@ class Frame:
         return (h, w) if round(self.rotation / 90) % 2 else (w, h)
 
     def with_image(self, rgb: np.ndarray) -> Frame:
-        return replace(self, image=rgb, _rgb=None)
+        return replace(self, image=rgb, patch=None, _rgb=None)
+
+    def with_patch(self, box: tuple[int, int, int, int], region: np.ndarray) -> Frame:
+        """This frame with `region` (RGB, the size of `box`) replacing the pixels of `box`.
+
+        Only the region is kept: the sink writes it into the decoded picture,
+        so pixels outside it reach the encoder bit-identical and no full-frame
+        copy is made. The box is widened to even coordinates (4:2:0 chroma)
+        with the frame's own pixels.
+        """
+        x0, y0, x1, y1 = box
+        width, height = self.size
+        ex0, ey0 = x0 - x0 % 2, y0 - y0 % 2
+        ex1, ey1 = min(x1 + x1 % 2, width), min(y1 + y1 % 2, height)
+        if self.patch is not None:  # a second edit: one patch covering both
+            px0, py0, px1, py1 = self.patch.box
+            ex0, ey0, ex1, ey1 = min(ex0, px0), min(ey0, py0), max(ex1, px1), max(ey1, py1)
+        base = self.rgb()
+        if (ex0, ey0, ex1, ey1) != (x0, y0, x1, y1):
+            wide = base[ey0:ey1, ex0:ex1].copy()
+            wide[y0 - ey0 : y1 - ey0, x0 - ex0 : x1 - ex0] = region
+            region = wide
+        if self.image is not None:
+            image = base.copy()
+            image[ey0:ey1, ex0:ex1] = region
+            return replace(self, image=image, _rgb=None)
+        return replace(self, patch=Patch((ex0, ey0, ex1, ey1), np.ascontiguousarray(region)), _rgb=None)
 
     def with_face(self, face: Face | None) -> Frame:
         return replace(self, face=face)

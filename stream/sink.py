@@ -24,7 +24,7 @@ from lipstream.config import EncodeConfig
 from lipstream.errors import InputError, MediaError
 
 from .audio import AudioInput
-from .frames import Frame
+from .frames import Frame, Patch
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,9 @@ class Sink:
             packet_frame = self._to_yuv(frame)
             packet_frame.pts = frame.pts
             packet_frame.time_base = frame.time_base
+            # A decoded frame keeps its source picture type, which x264 obeys (I forces a
+            # keyframe); the encoder chooses, so edited and untouched frames code alike.
+            packet_frame.pict_type = av.video.frame.PictureType.NONE
             self._mux(self._video.encode(packet_frame))
             self.frames_written += 1
             self.end_time = frame.time
@@ -157,9 +160,12 @@ class Sink:
         stream.time_base = frame.time_base
         stream.codec_context.time_base = frame.time_base
         stream.codec_context.thread_type = "AUTO"
-        stream.options = {"crf": str(self.config.crf), "preset": self.config.preset}
+        options = {"crf": str(self.config.crf), "preset": self.config.preset}
         if self.config.tune:
-            stream.options = {**stream.options, "tune": self.config.tune}
+            options["tune"] = self.config.tune
+        if self.config.x264_params and self.config.codec == "libx264":
+            options["x264-params"] = self.config.x264_params
+        stream.options = options
         self._video = stream
         self._size = even
         if self._audio_input is not None:  # after the video, so video is stream 0
@@ -168,8 +174,11 @@ class Sink:
     def _to_yuv(self, frame: Frame) -> av.VideoFrame:
         width, height = self._size
         decoded = frame.decoded
-        if not frame.edited and not frame.rotation and decoded is not None and (decoded.width, decoded.height) == (width, height):
+        plain = frame.image is None and not frame.rotation and decoded is not None and (decoded.width, decoded.height) == (width, height)
+        if plain and frame.patch is None:
             return decoded if decoded.format.name == "yuv420p" else decoded.reformat(format="yuv420p")
+        if plain and frame.patch is not None and decoded.format.name == "yuv420p":
+            return _patched(decoded, frame.patch)
         rgb = frame.rgb()
         if rgb.shape[:2] != (height, width):
             rgb = rgb[:height, :width] if rgb.shape[0] >= height and rgb.shape[1] >= width else _fit(rgb, width, height)
@@ -188,6 +197,36 @@ class Sink:
             self._pipe.flush()
             return b""
         return data
+
+
+def _patched(decoded: av.VideoFrame, patch: Patch) -> av.VideoFrame:
+    """The decoded picture with only the patch's box converted and replaced.
+
+    The region goes through the same converter as decoding did (swscale), so
+    its untouched pixels round-trip to their own values and no edge shows.
+    """
+    x0, y0, x1, y1 = patch.box
+    planes = decoded.to_ndarray(format="yuv420p")  # (H*3/2, W): Y, then U and V packed as rows
+    height, width = decoded.height, decoded.width
+    region = av.VideoFrame.from_ndarray(patch.rgb, format="rgb24").reformat(format="yuv420p").to_ndarray()
+    h, w = y1 - y0, x1 - x0
+    y, u, v = _split_i420(planes, height, width)
+    ry, ru, rv = _split_i420(region, h, w)
+    y[y0:y1, x0:x1] = ry
+    u[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = ru
+    v[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = rv
+    return av.VideoFrame.from_ndarray(planes, format="yuv420p")
+
+
+def _split_i420(planes: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Views of the Y, U, V planes of a packed I420 array (even sizes)."""
+    flat = planes.reshape(-1)
+    luma = width * height
+    chroma = luma // 4
+    y = flat[:luma].reshape(height, width)
+    u = flat[luma : luma + chroma].reshape(height // 2, width // 2)
+    v = flat[luma + chroma : luma + 2 * chroma].reshape(height // 2, width // 2)
+    return y, u, v
 
 
 def _fit(rgb: np.ndarray, width: int, height: int) -> np.ndarray:

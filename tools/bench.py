@@ -41,7 +41,7 @@ def bare_loop(video: Path, audio: Path, out: Path) -> int:
         vout.time_base = vin.time_base
         vout.codec_context.time_base = vin.time_base
         vout.codec_context.thread_type = "AUTO"
-        vout.options = {"crf": str(cfg.crf), "preset": cfg.preset}
+        vout.options = {"crf": str(cfg.crf), "preset": cfg.preset, "x264-params": cfg.x264_params}
         aout = dst.add_stream("aac", rate=16000, layout="mono")
         for frame in src.decode(vin):
             for packet in vout.encode(frame):

@@ -21,7 +21,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     sync.add_argument("video", help="talking-head video file, or - for stdin")
     sync.add_argument("audio", help="new speech (any audio FFmpeg reads), or - for stdin")
     sync.add_argument("-o", "--output", required=True, help="output file (.mp4 .mov .mkv .ts), or - for stdout")
-    sync.add_argument("--engine", default="passthrough", choices=sorted([AUTO, *ENGINES]), help="lip engine (default: %(default)s)")
+    sync.add_argument("--engine", default=AUTO, choices=sorted([AUTO, *ENGINES]), help="lip engine; auto takes the best one whose checkpoints are found, else warp (default: %(default)s)")
     sync.add_argument("--fit", default="audio", choices=FITS, help="output length follows the audio (default), the video, or the shorter")
     sync.add_argument("--window", type=positive, default=WindowConfig.size, help="frames per window (default: %(default)s)")
     sync.add_argument("--overlap", type=non_negative, default=WindowConfig.overlap, help="frames shared by neighbouring windows (default: %(default)s)")
