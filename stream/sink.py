@@ -24,7 +24,7 @@ from lipstream.config import EncodeConfig
 from lipstream.errors import InputError, MediaError
 
 from .audio import AudioInput
-from .frames import Frame, Patch
+from .frames import I420, Frame, Patch, rgb_to_i420
 
 log = logging.getLogger(__name__)
 
@@ -177,12 +177,12 @@ class Sink:
         plain = frame.image is None and not frame.rotation and decoded is not None and (decoded.width, decoded.height) == (width, height)
         if plain and frame.patch is None:
             return decoded if decoded.format.name == "yuv420p" else decoded.reformat(format="yuv420p")
-        if plain and frame.patch is not None and decoded.format.name == "yuv420p":
+        if plain and frame.patch is not None and decoded.format.name in I420:
             return _patched(decoded, frame.patch)
         rgb = frame.rgb()
         if rgb.shape[:2] != (height, width):
             rgb = rgb[:height, :width] if rgb.shape[0] >= height and rgb.shape[1] >= width else _fit(rgb, width, height)
-        return av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(format="yuv420p")
+        return av.VideoFrame.from_ndarray(rgb_to_i420(rgb), format="yuv420p")
 
     def _mux(self, packets: Sequence[av.Packet]) -> None:
         for packet in packets:
@@ -202,13 +202,14 @@ class Sink:
 def _patched(decoded: av.VideoFrame, patch: Patch) -> av.VideoFrame:
     """The decoded picture with only the patch's box converted and replaced.
 
-    The region goes through the same converter as decoding did (swscale), so
-    its untouched pixels round-trip to their own values and no edge shows.
+    The region goes through the inverse of the converter that made the
+    stages' RGB, so its untouched pixels round-trip to their own values and
+    no edge shows.
     """
     x0, y0, x1, y1 = patch.box
-    planes = decoded.to_ndarray(format="yuv420p")  # (H*3/2, W): Y, then U and V packed as rows
+    planes = decoded.to_ndarray(format=decoded.format.name)  # (H*3/2, W): Y, then U and V packed as rows
     height, width = decoded.height, decoded.width
-    region = av.VideoFrame.from_ndarray(patch.rgb, format="rgb24").reformat(format="yuv420p").to_ndarray()
+    region = rgb_to_i420(patch.rgb)
     h, w = y1 - y0, x1 - x0
     y, u, v = _split_i420(planes, height, width)
     ry, ru, rv = _split_i420(region, h, w)

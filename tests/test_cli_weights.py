@@ -65,11 +65,13 @@ def weights(*args: object, env: dict[str, str]) -> subprocess.CompletedProcess[s
 
 
 def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
-    """The human error line; with --json the console also writes a JSON "error" event."""
-    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith('{"event":"error"')]
+    """The one error line: human text, or with --json a JSON "error" event carrying it."""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2, result.stderr
-    assert len(lines) == 1 and lines[0].startswith("lipstream: error: "), result.stderr
-    return lines[0]
+    errors = [line for line in lines if line.startswith(("lipstream: error: ", '{"event":"error"'))]
+    assert len(errors) == 1, result.stderr
+    line = errors[0]
+    return line if line.startswith("lipstream") else "lipstream: error: " + json.loads(line)["message"]
 
 
 def no_temp_files(folder: Path) -> bool:

@@ -24,7 +24,7 @@ from lipstream.server.protocol import (
     hello,
 )
 
-ENGINES = ("passthrough", "other")
+ENGINES = ("auto", "passthrough", "other")
 
 
 def session(**limits):
@@ -192,7 +192,7 @@ def test_repeated_errors_become_fatal():
 
 def test_hello_describes_the_server(tmp_path: Path):
     data = json.loads(hello(ServerConfig(root=tmp_path, token="t", max_upload_bytes=99), ENGINES, authenticated=False))
-    assert data["type"] == "hello" and data["engines"] == ["other", "passthrough"]
+    assert data["type"] == "hello" and data["engines"] == ["auto", "other", "passthrough"]
     assert data["named_files"] and not data["authenticated"] and data["limits"]["max_upload_bytes"] == 99
 
 
