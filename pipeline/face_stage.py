@@ -17,7 +17,7 @@ import numpy as np
 from lipstream.config import FaceConfig, WindowConfig
 from lipstream.models.blazeface import BlazeFace
 from lipstream.models.face_types import Landmarks
-from lipstream.models.facemesh import FaceMesh
+from lipstream.models.facemesh import FaceMesh, FaceRoi
 from lipstream.stream.frames import Face, Frame, Window
 
 from .crop import CropSmoother
@@ -44,13 +44,15 @@ class FaceTracker:
         self._last: Landmarks | None = None
         self._count = 0
 
-    def observe(self, rgb: np.ndarray) -> Observation | None:
+    def observe(self, frame: Frame) -> Observation | None:
+        """The target in `frame`, or None; call once per frame, in order."""
         periodic = self.config.detect_every > 0 and self._count % self.config.detect_every == 0
         self._count += 1
         if self._last is not None and not periodic:
-            found = self._try(rgb, self._last)
+            found = self._track(frame, self.mesh.roi(self._last))
             if found is not None:
                 return found
+        rgb = frame.rgb()  # the detector needs the whole picture: only when the target is lost
         detections = self.detector.detect_frame(rgb)
         if not self.gate.started:
             first = choose_initial(detections, self.config.target)
@@ -59,24 +61,33 @@ class FaceTracker:
             centre = self.gate.predicted_centre()
             candidates = sorted(detections, key=lambda d: np.hypot(d.center[0] - centre[0], d.center[1] - centre[1]))
         for detection in candidates:
-            found = self._try(rgb, detection)
+            found = self._track(frame, self.mesh.roi(detection))
             if found is not None:
                 return found
         self.gate.miss()
         self._last = None
         return None
 
-    def _try(self, rgb: np.ndarray, roi: object) -> Observation | None:
-        marks = self.mesh.landmarks(rgb, roi)  # type: ignore[arg-type]
-        if marks.presence < self.config.presence:
+    def _track(self, frame: Frame, roi: FaceRoi) -> Observation | None:
+        """Landmarks inside `roi`, accepted if they are the target; only the ROI's pixels are converted."""
+        reach = 0.75 * roi.size  # half-diagonal of the rotated square, rounded up
+        x0, y0 = int(np.floor(roi.cx - reach)), int(np.floor(roi.cy - reach))
+        box = (x0, y0, int(np.ceil(roi.cx + reach)) + 1, int(np.ceil(roi.cy + reach)) + 1)
+        ox, oy = max(x0, 0), max(y0, 0)
+        region = frame.rgb_region(box)
+        if region.shape[0] < 2 or region.shape[1] < 2:
             return None
-        box = box_of(marks.points)
-        look = signature(rgb, marks.points)
-        if not self.gate.fits(box, look):
+        local = self.mesh.run(region, FaceRoi(roi.cx - ox, roi.cy - oy, roi.size, roi.angle))
+        if local.presence < self.config.presence:
             return None
-        self.gate.accept(box, look)
-        self._last = marks
-        return Observation(np.asarray(marks.points), marks.presence, box)
+        look = signature(region, local.points)
+        points = np.asarray(local.points) + np.array([ox, oy, 0.0])
+        box_of_points = box_of(points)
+        if not self.gate.fits(box_of_points, look):
+            return None
+        self.gate.accept(box_of_points, look)
+        self._last = Landmarks(points, local.presence)
+        return Observation(points, local.presence, box_of_points)
 
 
 class FaceStage:
@@ -102,7 +113,7 @@ class FaceStage:
         assert self._smoother is not None
         for frame in window.frames:
             if frame.index not in self._observed:
-                self._observed[frame.index] = self._tracker.observe(frame.rgb())
+                self._observed[frame.index] = self._tracker.observe(frame)
         owned = window.owned
         after = window.frames[window.own_stop :]
         obs = [self._observed[f.index] for f in owned]

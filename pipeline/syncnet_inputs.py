@@ -95,9 +95,9 @@ class LowerFaceTracker:
 
         self._tracker = FaceTracker(config)
 
-    def __call__(self, rgb: np.ndarray) -> np.ndarray | None:
-        found = self._tracker.observe(rgb)
-        return None if found is None else lower_face(rgb, found.points)
+    def __call__(self, frame: Frame) -> np.ndarray | None:
+        found = self._tracker.observe(frame)
+        return None if found is None else lower_face(frame.rgb(), found.points)
 
 
 def grid_frames(source: VideoSource, rate: int = GRID_RATE) -> Iterator[tuple[int, Frame]]:
@@ -127,7 +127,7 @@ def video_windows(source: VideoSource, tracker: LowerFaceTracker) -> Iterator[tu
     last_index, last_crop = -1, None
     for k, frame in grid_frames(source):
         if frame.source_index != last_index:  # slow videos repeat frames on the grid
-            last_index, last_crop = frame.source_index, tracker(frame.rgb())
+            last_index, last_crop = frame.source_index, tracker(frame)
         recent.append(last_crop)
         if len(recent) == WINDOW:
             if any(c is None for c in recent):

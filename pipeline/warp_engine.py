@@ -55,9 +55,17 @@ class WarpEngineConfig:
 class Rendered:
     """What the engine did to one frame (for tests and the benchmark)."""
 
-    warp: Warp
+    warp: Warp  # in crop pixels: `origin` is the crop's top-left corner in the frame
     shape: MouthShape
     pose: Articulation
+    origin: tuple[int, int] = (0, 0)
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        """The edited box in frame pixels."""
+        x0, y0, x1, y1 = self.warp.box
+        ox, oy = self.origin
+        return x0 + ox, y0 + oy, x1 + ox, y1 + oy
 
 
 def fade_cut_edges(mask: np.ndarray, cut: list[bool], width: float) -> np.ndarray:
@@ -118,31 +126,35 @@ class WarpLips:
             return frame, None
         assert face is not None and face.landmarks is not None
         cfg = self.engine.warp
-        shape = rest_shape(face.landmarks, cfg)
+        # Work in the crop's own pixels: only the crop is converted to RGB.
+        ox, oy = face.crop[0], face.crop[1]
+        landmarks = face.landmarks - np.array([ox, oy, 0.0])
+        shape = rest_shape(landmarks, cfg)
         if not frame_scale_ok(shape):
             return frame, None
-        rgb = frame.rgb()
+        rgb = frame.rgb_region(face.crop)
         h, w = rgb.shape[:2]
+        frame_w, frame_h = frame.size
         full = region_box(shape)
-        limit = (max(face.crop[0], 0), max(face.crop[1], 0), min(face.crop[2], w), min(face.crop[3], h))
-        box = (max(full[0], limit[0]), max(full[1], limit[1]), min(full[2], limit[2]), min(full[3], limit[3]))
+        box = (max(full[0], 0), max(full[1], 0), min(full[2], w), min(full[3], h))
         if box[2] - box[0] < 4 or box[3] - box[1] < 4:
             return frame, None
         weight = float(np.clip(face.weight, 0.0, 1.0))
         target = target_knots(shape, pose, weight, cfg)
         warp = build_warp(shape, target, pose, box, cfg, weight)
         region = cv2.remap(rgb, warp.map_x, warp.map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        lip, teeth = self._colours(rgb, face.landmarks)
+        lip, teeth = self._colours(rgb, landmarks)
         half = 0.5 * (shape.inner[1] - shape.inner[0])
         paint_cavity(region, warp, lip, teeth, shape.frame.scale, half)
         mask = warp.mask * weight if weight < 1.0 else warp.mask
-        frame_edges = (0, 0, w, h)
+        frame_edges = (-ox, -oy, frame_w - ox, frame_h - oy)
         cut = [box[i] != full[i] and box[i] != frame_edges[i] for i in range(4)]
         if any(cut):
             mask = fade_cut_edges(mask, cut, max(2.0, _CUT_FADE * shape.frame.scale))
         x0, y0, x1, y1 = box
         patch = blend_region(rgb[y0:y1, x0:x1], region, mask)
-        return frame.with_patch(box, patch), Rendered(warp, shape, pose)
+        box = (x0 + ox, y0 + oy, x1 + ox, y1 + oy)
+        return frame.with_patch(box, patch), Rendered(warp, shape, pose, (ox, oy))
 
     def _colours(self, rgb: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Lip and teeth colours, followed slowly so the paint does not flicker."""

@@ -127,6 +127,43 @@ class Frame:
         w, h = self.decoded.width, self.decoded.height
         return (h, w) if round(self.rotation / 90) % 2 else (w, h)
 
+    def rgb_region(self, box: tuple[int, int, int, int]) -> np.ndarray:
+        """RGB pixels of `box` (x0, y0, x1, y1, clamped to the frame), converting only that region.
+
+        Tracking and engines work near the face; converting only there saves
+        most of a full-frame conversion. Equal to `rgb()[y0:y1, x0:x1]`.
+        Treat the result as read-only: it may be a view of a cached frame.
+        """
+        width, height = self.size
+        x0, y0, x1, y1 = max(box[0], 0), max(box[1], 0), min(box[2], width), min(box[3], height)
+        decoded = self.decoded
+        if (
+            self._rgb is not None
+            or self.image is not None
+            or self.rotation
+            or decoded is None
+            or decoded.format.name not in I420
+            or width % 4
+            or height % 4
+        ):
+            return self.rgb()[y0:y1, x0:x1]
+        # 4:2:0 in packed form needs even columns and rows in multiples of 4.
+        ex0, ex1 = x0 - x0 % 2, min(x1 + x1 % 2, width)
+        ey0 = y0 - y0 % 4
+        ey1 = min(ey0 + -(-(y1 - ey0) // 4) * 4, height)
+        if ex1 <= ex0 or ey1 <= ey0:
+            return np.zeros((max(y1 - y0, 0), max(x1 - x0, 0), 3), np.uint8)
+        luma, blue, red = (np.frombuffer(p, np.uint8).reshape(p.height, p.line_size) for p in decoded.planes)
+        w, h = ex1 - ex0, ey1 - ey0
+        packed = np.empty((h * 3 // 2, w), np.uint8)
+        packed[:h] = luma[ey0:ey1, ex0:ex1]
+        chroma = packed[h:].reshape(-1)
+        quarter = (h // 2) * (w // 2)
+        chroma[:quarter] = blue[ey0 // 2 : ey1 // 2, ex0 // 2 : ex1 // 2].reshape(-1)
+        chroma[quarter:] = red[ey0 // 2 : ey1 // 2, ex0 // 2 : ex1 // 2].reshape(-1)
+        rgb = cv2.cvtColor(packed, cv2.COLOR_YUV2RGB_I420)
+        return rgb[y0 - ey0 : y1 - ey0, x0 - ex0 : x1 - ex0]
+
     def with_image(self, rgb: np.ndarray) -> Frame:
         return replace(self, image=rgb, patch=None, _rgb=None)
 
@@ -145,13 +182,12 @@ class Frame:
         if self.patch is not None:  # a second edit: one patch covering both
             px0, py0, px1, py1 = self.patch.box
             ex0, ey0, ex1, ey1 = min(ex0, px0), min(ey0, py0), max(ex1, px1), max(ey1, py1)
-        base = self.rgb()
         if (ex0, ey0, ex1, ey1) != (x0, y0, x1, y1):
-            wide = base[ey0:ey1, ex0:ex1].copy()
+            wide = self.rgb_region((ex0, ey0, ex1, ey1)).copy()
             wide[y0 - ey0 : y1 - ey0, x0 - ex0 : x1 - ex0] = region
             region = wide
         if self.image is not None:
-            image = base.copy()
+            image = self.image.copy()
             image[ey0:ey1, ex0:ex1] = region
             return replace(self, image=image, _rgb=None)
         return replace(self, patch=Patch((ex0, ey0, ex1, ey1), np.ascontiguousarray(region)), _rgb=None)

@@ -88,7 +88,7 @@ def test_pixels_outside_the_mask_are_identical(run):
         if info is None:
             np.testing.assert_array_equal(dst.rgb(), src.rgb())
             continue
-        x0, y0, x1, y1 = info.warp.box
+        x0, y0, x1, y1 = info.box
         crop = src.face.crop
         assert crop[0] <= x0 and crop[1] <= y0 and x1 <= crop[2] and y1 <= crop[3]
         keep = np.ones(src.rgb().shape[:2], bool)
@@ -107,7 +107,7 @@ def test_no_visible_box(run):
         info = stage.rendered[src.index]
         rgb = dst.rgb()
         mask = np.zeros(rgb.shape[:2], np.float32)
-        x0, y0, x1, y1 = info.warp.box
+        x0, y0, x1, y1 = info.box
         mask[y0:y1, x0:x1] = info.warp.mask
         face = np.zeros(rgb.shape[:2], np.uint8)
         hull = cv2.convexHull(np.rint(src.face.landmarks[:, :2]).astype(np.int32))
@@ -155,7 +155,7 @@ def test_a_tight_crop_fades_the_mask_instead_of_cutting_it(audio):
     result = stage(window)
     out, src = result.frames[10].rgb(), window.frames[10].rgb()
     assert (out[chin + 3 :] == src[chin + 3 :]).all()
-    assert stage.rendered[10].warp.box[3] == chin + 3
+    assert stage.rendered[10].box[3] == chin + 3
     mask = fade_cut_edges(np.ones((20, 30), np.float32), [False, False, False, True], 4.0)
     assert mask[-1].max() == 0 and mask[0].min() == 1
 
