@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from bench import measure  # tools/ is the script's folder, so its sibling imports directly
 
 HERE = Path(__file__).resolve().parent
 
@@ -48,21 +47,6 @@ def run_job(engine: str, video: Path, audio: Path, out: Path) -> None:
 
     ensure_engine()
     asyncio.run(run_sync(video, audio, out, SyncConfig(engine=engine)))
-
-
-def measure(cmd: list[str]) -> tuple[float, float, float]:
-    """(wall seconds, CPU seconds, peak RSS MB) of one child process.
-
-    CPU time (user + system) is reported beside wall time because on a
-    shared machine wall time swings with other people's load.
-    """
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"benchmark command failed: {' '.join(cmd)}\n{proc.stderr.read().decode()}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def face_boxes(path: Path, grow: float = 0.4) -> list[tuple[int, int, int, int] | None]:
