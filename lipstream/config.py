@@ -84,6 +84,7 @@ class SyncConfig:
     fit: Fit = "audio"
     device: str = "cpu"
     weights: tuple[Path, ...] = ()  # folders searched first for checkpoints (then $LIPSTREAM_WEIGHTS, the cache)
+    quality: Literal["fast", "balanced", "best"] = "balanced"  # fast: reduced size/rate generation where an engine has it
     window: WindowConfig = field(default_factory=WindowConfig)
     encode: EncodeConfig = field(default_factory=EncodeConfig)
     face: FaceConfig = field(default_factory=FaceConfig)

@@ -38,6 +38,12 @@ def _wav2lip(config: SyncConfig) -> list[Stage]:
     return wav2lip_stages(config)
 
 
+def _retalking(config: SyncConfig) -> list[Stage]:
+    from .retalking_engine import retalking_stages
+
+    return retalking_stages(config)
+
+
 @dataclass(frozen=True)
 class Engine:
     name: str
@@ -50,6 +56,7 @@ ENGINES: dict[str, Engine] = {
     "passthrough": Engine("passthrough", lambda config: [Passthrough()], "leave the video as it is (proves the path)"),
     "faces": Engine("faces", _faces, "track the target only; pixels untouched (for inspection and benchmarks)"),
     "warp": Engine("warp", _warp, "re-animate the mouth from the audio with geometry; needs no weights"),
+    "retalking": Engine("retalking", _retalking, "VideoReTalking: D-Net stabilised reference + ENet/LNet (slow on CPU)", min_overlap=26),
     "wav2lip": Engine("wav2lip", _wav2lip, "Wav2Lip 96x96 generator (needs wav2lip.pth; non-commercial weights)", min_overlap=4),
 }
 AUTO = "auto"

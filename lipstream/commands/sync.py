@@ -31,6 +31,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     sync.add_argument("--tune", choices=("zerolatency", "film", "animation"), help="libx264 tune; zerolatency makes streamed output start sooner")
     sync.add_argument("--device", default="cpu", help="torch device for model stages, e.g. cuda:0 (default: %(default)s)")
     sync.add_argument("--weights", type=Path, action="append", default=[], metavar="DIR", help="folder with checkpoints, searched before $LIPSTREAM_WEIGHTS and the cache (repeatable)")
+    sync.add_argument("--quality", choices=("fast", "balanced", "best"), default="balanced", help="retalking: fast generates at reduced size and rate (~3-4x faster); best = balanced until enhancers exist")
     sync.add_argument("--json", action="store_true", help="JSON lines on stderr instead of a progress bar")
     sync.set_defaults(handler=run)
 
@@ -47,6 +48,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         fit=args.fit,
         device=args.device,
         weights=tuple(args.weights),
+        quality=args.quality,
         window=WindowConfig(size=args.window, overlap=args.overlap),
         encode=EncodeConfig(preset=args.preset, crf=args.crf, tune=args.tune, container=args.container),
     )
