@@ -200,34 +200,29 @@ class Sink:
 
 
 def _patched(decoded: av.VideoFrame, patch: Patch) -> av.VideoFrame:
-    """The decoded picture with only the patch's box converted and replaced.
+    """A copy of the decoded picture with only the patch's box converted and replaced.
 
     The region goes through the inverse of the converter that made the
     stages' RGB, so its untouched pixels round-trip to their own values and
-    no edge shows.
+    no edge shows. Planes are copied buffer to buffer (one memcpy each).
     """
     x0, y0, x1, y1 = patch.box
-    planes = decoded.to_ndarray(format=decoded.format.name)  # (H*3/2, W): Y, then U and V packed as rows
-    height, width = decoded.height, decoded.width
-    region = rgb_to_i420(patch.rgb)
+    out = av.VideoFrame(decoded.width, decoded.height, "yuv420p")
+    targets = [_plane(p) for p in out.planes]
+    for source, target in zip(decoded.planes, targets):
+        target[...] = _plane(source)
     h, w = y1 - y0, x1 - x0
-    y, u, v = _split_i420(planes, height, width)
-    ry, ru, rv = _split_i420(region, h, w)
-    y[y0:y1, x0:x1] = ry
-    u[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = ru
-    v[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = rv
-    return av.VideoFrame.from_ndarray(planes, format="yuv420p")
+    region = rgb_to_i420(patch.rgb).reshape(-1)
+    luma, quarter = h * w, (h // 2) * (w // 2)
+    targets[0][y0:y1, x0:x1] = region[:luma].reshape(h, w)
+    targets[1][y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = region[luma : luma + quarter].reshape(h // 2, w // 2)
+    targets[2][y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = region[luma + quarter :].reshape(h // 2, w // 2)
+    return out
 
 
-def _split_i420(planes: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Views of the Y, U, V planes of a packed I420 array (even sizes)."""
-    flat = planes.reshape(-1)
-    luma = width * height
-    chroma = luma // 4
-    y = flat[:luma].reshape(height, width)
-    u = flat[luma : luma + chroma].reshape(height // 2, width // 2)
-    v = flat[luma + chroma : luma + 2 * chroma].reshape(height // 2, width // 2)
-    return y, u, v
+def _plane(plane: av.video.plane.VideoPlane) -> np.ndarray:
+    """A (height, width) view of one plane's buffer, skipping the row padding."""
+    return np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
 
 
 def _fit(rgb: np.ndarray, width: int, height: int) -> np.ndarray:

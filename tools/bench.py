@@ -44,6 +44,9 @@ def bare_loop(video: Path, audio: Path, out: Path) -> int:
         vout.options = {"crf": str(cfg.crf), "preset": cfg.preset, "x264-params": cfg.x264_params}
         aout = dst.add_stream("aac", rate=16000, layout="mono")
         for frame in src.decode(vin):
+            # Same policy as the sink: x264 picks the frame types (a decoded frame
+            # would otherwise force the source's, which changes x264's work).
+            frame.pict_type = av.video.frame.PictureType.NONE
             for packet in vout.encode(frame):
                 dst.mux(packet)
             frames += 1
