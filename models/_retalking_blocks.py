@@ -18,7 +18,6 @@ from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
-
 from torch import nn
 
 from .wav2lip import ConvBN

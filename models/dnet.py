@@ -42,7 +42,6 @@ from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
-
 from torch import nn
 
 from ._retalking_blocks import LayerNorm2d

@@ -16,7 +16,7 @@ Provenance
     ``torch.save`` dicts with ``'state_dict'``, keys possibly prefixed
     ``module.``; the official loader ignores every ``low_res`` key of
     ``ENet.pth``. See `remap`.
-    Licence: the repository is Apache-2.0 and publishes no separate terms for
+    Licence: the repository is MIT-licensed and publishes no separate terms for
     the released weights beyond the README's Tencent disclaimer. The weights
     are not distributed with this package.
 

@@ -15,7 +15,7 @@ Provenance
     weights under ``'state_dict'``, keys possibly prefixed ``module.``; see
     `remap`. Spectral-norm convs are stored as ``weight_orig``/``weight_u``/
     ``weight_v``.
-    Licence: the repository is Apache-2.0 and publishes no separate terms for
+    Licence: the repository is MIT-licensed and publishes no separate terms for
     the released weights beyond the README's Tencent disclaimer (no use of
     Tencent names, no use harming others' rights). The weights are not
     distributed with this package.

@@ -19,7 +19,6 @@ import cv2
 import numpy as np
 
 from lipstream.config import FaceConfig
-from lipstream.errors import InputError
 from lipstream.models.wav2lip_mel import HOP, MEL_STEP
 from lipstream.stream.audio import FEATURE_RATE, AudioFeed, AudioInput
 from lipstream.stream.frames import Frame

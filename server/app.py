@@ -1,7 +1,7 @@
 """The server: one listening socket for the page, the websocket and finished outputs.
 
     async with serve(ServerConfig(port=0)) as running:
-        print(running.url)        # http://127.0.0.1:PORT/  (websocket at ws://.../ws)
+        log.info(running.url)     # http://127.0.0.1:PORT/  (websocket at ws://.../ws)
         await stop.wait()
 
 Leaving the block closes every connection (cancelling their jobs), waits for

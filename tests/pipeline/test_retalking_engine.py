@@ -26,7 +26,7 @@ from lipstream.models._face3d_coeffs import WINDOW_RADIUS, face3d_alignment
 from lipstream.models._face3d_coeffs import five_points
 from lipstream.pipeline import engines
 from lipstream.pipeline.face_stage import FaceStage
-from lipstream.pipeline.job import run_sync, windows
+from lipstream.pipeline.job import run_sync
 from lipstream.pipeline.retalking_compose import ComposeStage
 from lipstream.pipeline.retalking_engine import (
     MIN_OVERLAP,
@@ -39,10 +39,11 @@ from lipstream.pipeline.retalking_generate import GenerateStage, enet_rows
 from lipstream.pipeline.retalking_geometry import alignment_params, apply, invert, mesh_five_points
 from lipstream.pipeline.retalking_stabilise import StabiliseStage
 from lipstream.stream import sink as sink_module
-from lipstream.stream.audio import AudioFeed, AudioInput
+from lipstream.stream.audio import AudioInput
 from lipstream.stream.frames import Frame, Window
 from lipstream.stream.source import VideoSource
 from lipstream.stream.timeline import output_frames
+from engine_windows import owned, tracked_windows
 from media import SAMPLE_AUDIO, SAMPLE_VIDEO, video_frames, write_wav
 from retalking_fixtures import bfm_landmarks, expression_templates, filled_networks, write_bfm
 
@@ -59,22 +60,7 @@ def networks() -> tuple[nn.Module, nn.Module, nn.Module]:
 
 @pytest.fixture(scope="module")
 def tracked() -> list[Window]:
-    """The first 40 frames of the sample as the job windows them, after the face stage."""
-    audio = AudioInput(SAMPLE_AUDIO)
-    try:
-        with VideoSource(SAMPLE_VIDEO) as source:
-            frames = list(islice(output_frames(source, "audio", audio.duration), FRAMES))
-            for frame in frames:
-                frame.rgb()
-            planned = list(windows(iter(frames), AudioFeed(audio), WINDOW))
-    finally:
-        audio.close()
-    stage = FaceStage(window=WINDOW)
-    return [stage(w) for w in planned]
-
-
-def owned(result: list[Window]) -> list[Frame]:
-    return [f for w in result for f in w.owned]
+    return tracked_windows(FRAMES, WINDOW)
 
 
 def run(stages: list, inputs: list[Window]) -> list[Frame]:

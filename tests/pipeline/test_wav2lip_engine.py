@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from fractions import Fraction
-from itertools import islice
 
 import cv2
 import numpy as np
@@ -21,12 +20,11 @@ from lipstream.models.wav2lip_mel import mel_start, melspectrogram
 from lipstream.pipeline import engines
 from lipstream.pipeline._mel_stream import mel_column, mel_windows
 from lipstream.pipeline.face_stage import FaceStage
-from lipstream.pipeline.job import run_sync, windows
+from lipstream.pipeline.job import run_sync
 from lipstream.pipeline.wav2lip_engine import Wav2LipConfig, Wav2LipStage, face_box, wav2lip_stages
-from lipstream.stream.audio import AudioFeed, AudioInput
+from lipstream.stream.audio import AudioInput
 from lipstream.stream.frames import AudioSpan, Frame, Window
-from lipstream.stream.source import VideoSource
-from lipstream.stream.timeline import output_frames
+from engine_windows import owned, tracked_windows
 from media import SAMPLE_AUDIO, SAMPLE_VIDEO, video_frames, write_wav
 
 FRAMES = 40
@@ -45,22 +43,7 @@ def network() -> Wav2Lip:
 
 @pytest.fixture(scope="module")
 def tracked() -> list[Window]:
-    """The first 40 frames of the sample as the job windows them, after the face stage."""
-    audio = AudioInput(SAMPLE_AUDIO)
-    try:
-        with VideoSource(SAMPLE_VIDEO) as source:
-            frames = list(islice(output_frames(source, "audio", audio.duration), FRAMES))
-            for frame in frames:
-                frame.rgb()  # decode while the container is open
-            planned = list(windows(iter(frames), AudioFeed(audio), WINDOW))
-    finally:
-        audio.close()
-    stage = FaceStage(window=WINDOW)
-    return [stage(w) for w in planned]
-
-
-def owned(result: list[Window]) -> list[Frame]:
-    return [f for w in result for f in w.owned]
+    return tracked_windows(FRAMES, WINDOW)
 
 
 def run(network: nn.Module, inputs: list[Window], config: Wav2LipConfig = Wav2LipConfig()) -> list[Frame]:
