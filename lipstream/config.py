@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from lipstream.errors import InputError
+
 Fit = Literal["audio", "video", "shortest"]
 Container = Literal["mp4", "mkv"]
 
@@ -30,9 +32,12 @@ class WindowConfig:
 
     def __post_init__(self) -> None:
         if self.size < 1 or not 0 <= self.overlap < self.size:
-            raise ValueError(f"window size must be >= 1 and overlap in [0, size), got {self.size}/{self.overlap}")
+            raise InputError(
+                f"window overlap ({self.overlap}) must be from 0 to one less than the window size ({self.size}); "
+                "lower --overlap or raise --window"
+            )
         if self.queue_size < 1:
-            raise ValueError("queue_size must be >= 1")
+            raise InputError("queue_size must be >= 1")
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ async def run_faces(
                 windows(output_frames(source, "video", Fraction(0)), None, window), write, total_frames=total, on_progress=on_progress
             )
             if sink is not None:
-                end = sink.end_time + Fraction(source.nominal_step) * source.time_base
+                end = sink.end_time + source.frame_duration
                 sink.close(end, end)
         except BaseException:
             if sink is not None:

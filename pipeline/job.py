@@ -103,8 +103,7 @@ async def run_sync(
                     on_progress=on_progress,
                     on_fragment=on_fragment,
                 )
-                step = Fraction(source.nominal_step) * source.time_base
-                video_end = sink.end_time + step
+                video_end = sink.end_time + source.frame_duration
                 limit = video_limit(config.fit, new_audio.duration)
                 if limit is not None:
                     video_end = min(video_end, limit)

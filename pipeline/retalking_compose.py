@@ -19,7 +19,7 @@ import numpy as np
 
 from lipstream.stream.frames import Frame, Window
 
-from .blend import blend
+from .blend import blend_region
 from .retalking_types import Generated, plain_window, retalking_window
 
 
@@ -46,9 +46,8 @@ class ComposeStage:
         shrink = (x1 - x0) < size and (y1 - y0) < size
         src = cv2.resize(generated.image, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
         mask = generated.mask if face.weight >= 1.0 else generated.mask * np.float32(face.weight)
-        region = frame.rgb()[y0:y1, x0:x1]
         # only the box goes back to the sink (Frame.with_patch): no full-frame copy or conversion
-        return frame.with_patch(box, blend(region, src, mask, (0, 0, x1 - x0, y1 - y0)))
+        return frame.with_patch(box, blend_region(frame.rgb_region(box), src, mask))
 
 
 __all__ = ["ComposeStage"]

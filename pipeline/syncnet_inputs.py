@@ -41,7 +41,6 @@ GRID_RATE = 25
 WINDOW = 5
 """Frames per video window (syncnet_T in Wav2Lip)."""
 FACE_SIZE = 96
-MEL_PER_FRAME = Fraction(80, GRID_RATE)  # mel columns per grid frame (80 columns per second)
 
 
 # ------------------------------------------------------------------ audio

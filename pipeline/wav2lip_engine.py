@@ -181,7 +181,7 @@ class Wav2LipStage:
             return window
         if window.audio is None:
             raise PipelineError("the wav2lip engine needs the new audio with every window; the job attached none")
-        faces = np.stack([_network_input(frames[k].rgb(), box) for k, box in todo])
+        faces = np.stack([_network_input(frames[k].rgb_region(box)) for k, box in todo])
         mels = mel_windows(window.audio, [frames[k].time for k, _ in todo])
         generated = self.generate(faces, mels)
         for (k, box), face in zip(todo, generated):
@@ -215,16 +215,14 @@ class Wav2LipStage:
         mask = lower_face_mask(face.landmarks, box, self.config.feather)
         if face.weight < 1.0:
             mask *= np.float32(face.weight)
-        x0, y0, x1, y1 = box
-        return frame.with_patch(box, blend_region(frame.rgb()[y0:y1, x0:x1], src, mask))
+        return frame.with_patch(box, blend_region(frame.rgb_region(box), src, mask))
 
 
-def _network_input(rgb: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """(6, 96, 96) float32: the masked crop then the reference crop, BGR in [0, 1]."""
-    x0, y0, x1, y1 = box
-    crop = rgb[y0:y1, x0:x1, ::-1]
+def _network_input(face: np.ndarray) -> np.ndarray:
+    """(6, 96, 96) float32 from the RGB face crop: the masked crop then the reference crop, BGR in [0, 1]."""
+    crop = face[:, :, ::-1]
     # INTER_AREA when shrinking: Wav2Lip was trained on low-resolution faces, not aliased ones.
-    shrink = (x1 - x0) > SIZE and (y1 - y0) > SIZE
+    shrink = face.shape[1] > SIZE and face.shape[0] > SIZE
     small = cv2.resize(np.ascontiguousarray(crop), (SIZE, SIZE), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
     reference = small.transpose(2, 0, 1).astype(np.float32) / np.float32(255.0)
     masked = reference.copy()

@@ -68,14 +68,6 @@ class Face:
     weight: float = 1.0
     small: bool = False  # too small for reliable landmarks: stages skip alignment-heavy work
 
-    def in_crop(self, points: np.ndarray) -> np.ndarray:
-        """Frame-pixel points (N, 2+) as crop pixels (x, y only)."""
-        return np.asarray(points)[:, :2] - np.array(self.crop[:2], dtype=np.float64)
-
-    def to_frame(self, points: np.ndarray) -> np.ndarray:
-        """Crop-pixel points (N, 2) back to frame pixels."""
-        return np.asarray(points)[:, :2] + np.array(self.crop[:2], dtype=np.float64)
-
 
 @dataclass(slots=True, eq=False)
 class Frame:
@@ -194,10 +186,6 @@ class Frame:
 
     def with_face(self, face: Face | None) -> Frame:
         return replace(self, face=face)
-
-    def retimed(self, index: int, pts: int) -> Frame:
-        """The same pixels shown at another place of the output timeline."""
-        return replace(self, index=index, pts=pts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -100,7 +100,6 @@ class Sink:
         self._size: tuple[int, int] | None = None
         self._audio_input = audio
         self._audio: _AudioTrack | None = None
-        self.frames_written = 0
         self.end_time = Fraction(0)
         self._closed = False
 
@@ -116,7 +115,6 @@ class Sink:
             # keyframe); the encoder chooses, so edited and untouched frames code alike.
             packet_frame.pict_type = av.video.frame.PictureType.NONE
             self._mux(self._video.encode(packet_frame))
-            self.frames_written += 1
             self.end_time = frame.time
         if frames and self._audio is not None:
             self._audio.write_until(self.end_time)

@@ -53,7 +53,6 @@ class VideoSource:
         self.time_base: Fraction = self._stream.time_base or Fraction(1, 90000)
         rate = self._stream.average_rate or self._stream.guessed_rate or self._stream.base_rate
         self.average_rate: Fraction = Fraction(rate) if rate else Fraction(25)
-        self.coded_size = (ctx.width, ctx.height)
         self.rotation = 0  # known after the first decoded frame
         self._start: int | None = self._stream.start_time
         self._pts = array("q")  # pts of every frame seen going forward; only backward reads need it
@@ -66,6 +65,11 @@ class VideoSource:
     def nominal_step(self) -> int:
         """One frame's duration in pts, from the average rate (used where no delta exists)."""
         return max(1, round(1 / (self.average_rate * self.time_base)))
+
+    @property
+    def frame_duration(self) -> Fraction:
+        """`nominal_step` in seconds: how long the last frame is shown."""
+        return self.nominal_step * self.time_base
 
     @property
     def frames_seen(self) -> int:

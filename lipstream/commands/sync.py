@@ -41,8 +41,6 @@ def run(args: argparse.Namespace, console: Console) -> int:
 
     if args.video == "-" and args.audio == "-":
         raise InputError("VIDEO and AUDIO cannot both be stdin; pass one of them as a file")
-    if args.overlap >= args.window:
-        raise InputError(f"--overlap ({args.overlap}) must be smaller than --window ({args.window})")
     config = SyncConfig(
         engine=args.engine,
         fit=args.fit,
