@@ -81,6 +81,11 @@ class FaceRoi:
         t = np.array([self.cx, self.cy]) + rot @ np.full(2, 0.5 - out_size / 2)
         return np.hstack([rot, t[:, None]])
 
+    def to_crop(self, xy: np.ndarray, out_size: int = INPUT_SIZE) -> np.ndarray:
+        """Frame pixels (N, 2+) -> crop pixel centres (N, 2): the inverse of `crop_to_frame`."""
+        inverse = cv2.invertAffineTransform(self.crop_to_frame(out_size))
+        return np.asarray(xy, np.float64)[:, :2] @ inverse[:, :2].T + inverse[:, 2]
+
     def corners(self) -> np.ndarray:
         """(4, 2) frame coordinates of the crop's corners."""
         c, s = math.cos(self.angle), math.sin(self.angle)
@@ -150,43 +155,74 @@ def warp_crop(frame: np.ndarray, roi: FaceRoi, out_size: int = INPUT_SIZE) -> np
     frame border this keeps landmarks near the edge closer to the truth
     (measured on the synthetic clip) than black fill does.
     """
+    return _warp_plane(frame, roi.crop_to_frame(out_size), roi.corners(), out_size, roi.size / out_size)
+
+
+# crop chroma sample k sits at crop pixel 2k + 0.5; frame pixel x at chroma sample (x - 0.5) / 2
+_CHROMA_TO_CROP = np.array([[2.0, 0.0, 0.5], [0.0, 2.0, 0.5], [0.0, 0.0, 1.0]])
+_FRAME_TO_CHROMA = np.array([[0.5, 0.0, -0.25], [0.0, 0.5, -0.25]])
+
+
+def warp_crop_i420(planes: tuple[np.ndarray, np.ndarray, np.ndarray], roi: FaceRoi,
+                   out_size: int = INPUT_SIZE) -> np.ndarray:
+    """The crop of `warp_crop` made from a 4:2:0 picture's Y, U, V planes.
+
+    Each plane is resampled at its own resolution (chroma to half the crop
+    size, as 4:2:0 stores it) and only the small crop is converted to RGB,
+    with the same converter as `Frame.rgb`, instead of converting and
+    low-passing the whole face region in RGB first.
+    """
+    luma, blue, red = planes
     c2f = roi.crop_to_frame(out_size)
     shrink = roi.size / out_size
+    corners = roi.corners()
+    half = out_size // 2
+    c2c = _FRAME_TO_CHROMA @ np.vstack([c2f, [0.0, 0.0, 1.0]]) @ _CHROMA_TO_CROP
+    chroma_corners = 0.5 * corners - 0.25
+    packed = np.empty((out_size * 3 // 2, out_size), np.uint8)
+    packed[:out_size] = _warp_plane(luma, c2f, corners, out_size, shrink)
+    rest = packed[out_size:].reshape(2, half, half)
+    rest[0] = _warp_plane(blue, c2c, chroma_corners, half, shrink)
+    rest[1] = _warp_plane(red, c2c, chroma_corners, half, shrink)
+    return cv2.cvtColor(packed, cv2.COLOR_YUV2RGB_I420)
+
+
+def _warp_plane(image: np.ndarray, c2p: np.ndarray, corners: np.ndarray, out_size: int, shrink: float) -> np.ndarray:
+    """Resample `image` through `c2p` (crop pixel -> image pixel) to out_size^2, low-passed first if it shrinks."""
     if shrink > _PREFILTER_MIN_SHRINK:
-        frame, c2f = _prefilter(frame, roi, c2f, shrink)
-    return cv2.warpAffine(frame, c2f, (out_size, out_size),
+        image, c2p = _prefilter(image, corners, c2p, shrink)
+    return cv2.warpAffine(image, c2p, (out_size, out_size),
                           flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                           borderMode=cv2.BORDER_REPLICATE)
 
 
-def _prefilter(frame: np.ndarray, roi: FaceRoi, c2f: np.ndarray, shrink: float) -> tuple[np.ndarray, np.ndarray]:
-    """Low-pass the ROI's region before a shrinking warp.
+def _prefilter(image: np.ndarray, corners: np.ndarray, c2p: np.ndarray, shrink: float) -> tuple[np.ndarray, np.ndarray]:
+    """Low-pass the region inside `corners` (image pixels) before a shrinking warp.
 
     A bare bilinear warp of a large face aliases fine texture (skin, hair)
     and doubles lip-landmark jitter on HD footage (measured with a textured
     synthetic face at 3-5x the clip scale). Large shrinks first average
-    whole pixel blocks aligned to the frame grid (cheap, and the result does
+    whole pixel blocks aligned to the image grid (cheap, and the result does
     not shift as the ROI moves); a Gaussian then removes the rest. Returns
     the filtered region and the crop->region matrix.
     """
-    h, w = frame.shape[:2]
-    block = int(shrink) - 1 if shrink >= 3.0 else 1
-    corners = roi.corners()
+    h, w = image.shape[:2]
+    block = max(int(shrink), 1)
     x0, y0 = np.maximum(np.floor(corners.min(axis=0) / block).astype(int) - 2, 0) * block
     x1, y1 = np.minimum(np.ceil(corners.max(axis=0)).astype(int) + 2 * block, [w, h])
     bw, bh = (x1 - x0) // block, (y1 - y0) // block
     if bw < 2 or bh < 2:
-        return frame, c2f
-    region = frame[y0:y0 + bh * block, x0:x0 + bw * block]
+        return image, c2p
+    region = image[y0:y0 + bh * block, x0:x0 + bw * block]
     if block > 1:
         region = cv2.resize(region, (bw, bh), interpolation=cv2.INTER_AREA)
     rest = shrink / block
     if rest > 1.0:
         region = cv2.GaussianBlur(region, (0, 0), 0.5 * math.sqrt(rest * rest - 1.0))
-    # frame pixel centre x maps to block coordinate (x - x0 + 0.5) / block - 0.5
+    # image pixel centre x maps to block coordinate (x - x0 + 0.5) / block - 0.5
     to_region = np.array([[1.0 / block, 0.0, (0.5 - x0) / block - 0.5],
                           [0.0, 1.0 / block, (0.5 - y0) / block - 0.5]])
-    return region, to_region @ np.vstack([c2f, [0.0, 0.0, 1.0]])
+    return region, to_region @ np.vstack([c2p, [0.0, 0.0, 1.0]])
 
 
 # ----------------------------------------------------------- interpreter I/O
@@ -233,8 +269,13 @@ class FaceMesh:
             raise ValueError(f"expected an RGB uint8 (H, W, 3) frame, got {frame.dtype} {frame.shape}")
         if not roi.size > 1.0:
             return Landmarks(np.zeros((NUM_LANDMARKS, 3)), 0.0)
-        crop = warp_crop(frame, roi).astype(np.float32) * (1.0 / 255.0)
-        self._interp.set_tensor(self._input_index, crop[None])
+        return self.infer(warp_crop(frame, roi), roi)
+
+    def infer(self, crop: np.ndarray, roi: FaceRoi) -> Landmarks:
+        """Landmarks from a crop already made for `roi` (`warp_crop` or `warp_crop_i420`), in frame pixels."""
+        if crop.shape != (INPUT_SIZE, INPUT_SIZE, 3):
+            raise ValueError(f"expected a {INPUT_SIZE}x{INPUT_SIZE} RGB crop, got {crop.shape}")
+        self._interp.set_tensor(self._input_index, (crop.astype(np.float32) * (1.0 / 255.0))[None])
         self._interp.invoke()
         raw = self._interp.get_tensor(self._points_index).reshape(NUM_LANDMARKS, 3)
         flag = float(self._interp.get_tensor(self._flag_index).reshape(()))

@@ -17,7 +17,7 @@ import numpy as np
 from lipstream.config import FaceConfig, WindowConfig
 from lipstream.models.blazeface import BlazeFace
 from lipstream.models.face_types import Landmarks
-from lipstream.models.facemesh import FaceMesh, FaceRoi
+from lipstream.models.facemesh import FaceMesh, FaceRoi, warp_crop, warp_crop_i420
 from lipstream.stream.frames import Face, Frame, Window
 
 from .crop import CropSmoother
@@ -69,7 +69,30 @@ class FaceTracker:
         return None
 
     def _track(self, frame: Frame, roi: FaceRoi) -> Observation | None:
-        """Landmarks inside `roi`, accepted if they are the target; only the ROI's pixels are converted."""
+        """Landmarks inside `roi`, accepted if they are the target; only the crop's pixels are converted."""
+        crop = self._crop(frame, roi)
+        if crop is None:
+            return None
+        marks = self.mesh.infer(crop, roi)
+        if marks.presence < self.config.presence:
+            return None
+        look = signature(crop, roi.to_crop(marks.points))
+        points = np.asarray(marks.points)
+        box_of_points = box_of(points)
+        if not self.gate.fits(box_of_points, look):
+            return None
+        self.gate.accept(box_of_points, look)
+        self._last = marks
+        return Observation(points, marks.presence, box_of_points)
+
+    @staticmethod
+    def _crop(frame: Frame, roi: FaceRoi) -> np.ndarray | None:
+        """FaceMesh's input for `roi`: from the decoded planes when possible, else from the RGB around the ROI."""
+        if not roi.size > 1.0:
+            return None
+        planes = frame.i420_planes()
+        if planes is not None:
+            return warp_crop_i420(planes, roi)
         reach = 0.75 * roi.size  # half-diagonal of the rotated square, rounded up
         x0, y0 = int(np.floor(roi.cx - reach)), int(np.floor(roi.cy - reach))
         box = (x0, y0, int(np.ceil(roi.cx + reach)) + 1, int(np.ceil(roi.cy + reach)) + 1)
@@ -77,17 +100,7 @@ class FaceTracker:
         region = frame.rgb_region(box)
         if region.shape[0] < 2 or region.shape[1] < 2:
             return None
-        local = self.mesh.run(region, FaceRoi(roi.cx - ox, roi.cy - oy, roi.size, roi.angle))
-        if local.presence < self.config.presence:
-            return None
-        look = signature(region, local.points)
-        points = np.asarray(local.points) + np.array([ox, oy, 0.0])
-        box_of_points = box_of(points)
-        if not self.gate.fits(box_of_points, look):
-            return None
-        self.gate.accept(box_of_points, look)
-        self._last = Landmarks(points, local.presence)
-        return Observation(points, local.presence, box_of_points)
+        return warp_crop(region, FaceRoi(roi.cx - ox, roi.cy - oy, roi.size, roi.angle))
 
 
 class FaceStage:

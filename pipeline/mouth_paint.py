@@ -15,7 +15,6 @@ laid on, so it has no sharper edges than the footage around it.
 from __future__ import annotations
 
 import cv2
-import numba
 import numpy as np
 
 from lipstream.models.facemesh import LIP_GAP, LIP_INNER_WIDTH, LIPS_INNER, LIPS_OUTER
@@ -44,12 +43,15 @@ def sample_colours(rgb: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, 
 
 
 def _mean_at(rgb: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Mean colour of the 3x3 pixels around each point (clamped inside the image), all points pooled."""
     h, w = rgb.shape[:2]
     ij = np.rint(points).astype(int)
-    ij[:, 0] = np.clip(ij[:, 0], 1, w - 2)
-    ij[:, 1] = np.clip(ij[:, 1], 1, h - 2)
-    patches = [rgb[y - 1 : y + 2, x - 1 : x + 2].reshape(-1, 3) for x, y in ij]
-    return np.concatenate(patches).astype(np.float32).mean(axis=0)
+    xs = np.clip(ij[:, 0], 1, w - 2)[:, None] + _NEIGHBOURS[0]
+    ys = np.clip(ij[:, 1], 1, h - 2)[:, None] + _NEIGHBOURS[1]
+    return rgb[ys, xs].reshape(-1, 3).astype(np.float32).mean(axis=0)
+
+
+_NEIGHBOURS = np.mgrid[-1:2, -1:2].reshape(2, 1, 9)[::-1]  # (dx, dy) of a 3x3 block
 
 
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
@@ -106,11 +108,9 @@ def paint_cavity(region: np.ndarray, warp: Warp, lip: np.ndarray, teeth: np.ndar
     y0, y1 = max(int(ys.min()) - pad, 0), min(int(ys.max()) + pad + 1, h)
     x0, x1 = max(int(xs.min()) - pad, 0), min(int(xs.max()) + pad + 1, w)
     window = (slice(y0, y1), slice(x0, x1))
-    colour = np.zeros((y1 - y0, x1 - x0, 3), np.float32)
-    alpha = np.zeros((y1 - y0, x1 - x0), np.float32)
-    sizes = np.array([TEETH_FROM * scale, TEETH_FULL * scale, TEETH_HEIGHT * scale, half_width])
-    _paint(colour, alpha, warp.cavity[window], warp.depth[window], warp.across[window], warp.gap[window],
-           warp.stretch[window], lip.astype(np.float32), teeth.astype(np.float32), sizes, INCISOR_EDGES)
+    sizes = (TEETH_FROM * scale, TEETH_FULL * scale, TEETH_HEIGHT * scale, half_width)
+    colour, alpha = _paint(warp.cavity[window], warp.depth[window], warp.across[window], warp.gap[window],
+                           warp.stretch[window], lip.astype(np.float32), teeth.astype(np.float32), sizes)
     colour = cv2.GaussianBlur(colour, (0, 0), sigma)
     alpha = cv2.GaussianBlur(alpha, (0, 0), sigma)
     patch = region[window].astype(np.float32)
@@ -118,46 +118,28 @@ def paint_cavity(region: np.ndarray, warp: Warp, lip: np.ndarray, teeth: np.ndar
     region[window] = np.clip(np.rint(patch), 0, 255).astype(np.uint8)
 
 
-@numba.njit(cache=True, nogil=True)
-def _paint(colour, alpha, cavity, depth, across, gap, stretch, lip, teeth, sizes, incisors):
-    """Premultiplied colour and coverage of the inner mouth per pixel."""
-    teeth_from, teeth_full, teeth_height, half = sizes[0], sizes[1], sizes[2], sizes[3]
-    h, w = cavity.shape
-    for r in range(h):
-        for c in range(w):
-            # where the original mouth was open about as wide, its own inside (real teeth) stays
-            cover = cavity[r, c] * min(max((stretch[r, c] - KEEP_STRETCH) / KEEP_RAMP, 0.0), 1.0)
-            if cover <= 0.0:
-                continue
-            d = depth[r, c]
-            a = across[r, c]
-            g = gap[r, c]
-            # shade: lip-coloured near the rims of a narrow opening, dark deep inside a wide one
-            rim = min(min(d, 1.0 - d) * g / (0.6 * teeth_from), 1.0)
-            shade = 0.5 - 0.26 * rim - 0.1 * a * a
-            red = 0.0
-            # the tongue rises into view at the bottom of a wide opening
-            if d > 0.6 and g > teeth_from:
-                red = min((d - 0.6) / 0.4, 1.0) * min((g - teeth_from) / (teeth_full - teeth_from), 1.0) * 0.3
-            c0 = lip[0] * (shade + red)
-            c1 = lip[1] * (shade + 0.4 * red)
-            c2 = lip[2] * (shade + 0.4 * red)
-            # upper teeth: a band hanging from the upper lip, curving up towards the corners
-            if g > teeth_from:
-                show = min((g - teeth_from) / (teeth_full - teeth_from), 1.0)
-                band = min(teeth_height * (1.0 - 0.5 * a * a), 0.4 * g) * show
-                y = d * g  # px below the upper inner lip
-                if y < band + 0.5:
-                    t = min(band + 0.5 - y, 1.0) * (0.4 + 0.6 * show)
-                    light = 1.0 - 0.65 * a * a
-                    light *= 0.7 + 0.3 * min(y / max(0.3 * band, 1.0), 1.0)  # the lip's shadow on the teeth
-                    for e in range(incisors.shape[0]):
-                        if abs(a - incisors[e]) * half < 0.5:
-                            light *= 0.88
-                    c0 = c0 * (1.0 - t) + teeth[0] * light * t
-                    c1 = c1 * (1.0 - t) + teeth[1] * light * t
-                    c2 = c2 * (1.0 - t) + teeth[2] * light * t
-            colour[r, c, 0] = c0 * cover
-            colour[r, c, 1] = c1 * cover
-            colour[r, c, 2] = c2 * cover
-            alpha[r, c] = cover
+def _paint(cavity: np.ndarray, depth: np.ndarray, across: np.ndarray, gap: np.ndarray, stretch: np.ndarray,
+           lip: np.ndarray, teeth: np.ndarray, sizes: tuple[float, float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Premultiplied colour (h, w, 3) and coverage (h, w) of the inner mouth per pixel of the layers."""
+    teeth_from, teeth_full, teeth_height, half = sizes
+    # where the original mouth was open about as wide, its own inside (real teeth) stays
+    cover = np.maximum(cavity * np.clip((stretch - KEEP_STRETCH) * (1.0 / KEEP_RAMP), 0.0, 1.0), 0.0)
+    d, a, g = depth, across, gap
+    a2 = a * a
+    # shade: lip-coloured near the rims of a narrow opening, dark deep inside a wide one
+    rim = np.minimum(np.minimum(d, 1.0 - d) * g * (1.0 / (0.6 * teeth_from)), 1.0)
+    shade = 0.5 - 0.26 * rim - 0.1 * a2
+    show = np.clip((g - teeth_from) * (1.0 / (teeth_full - teeth_from)), 0.0, 1.0)  # how wide: 0 .. 1
+    # the tongue rises into view at the bottom of a wide opening
+    red = np.clip((d - 0.6) * (1.0 / 0.4), 0.0, 1.0) * show * 0.3
+    # upper teeth: a band hanging from the upper lip, curving up towards the corners
+    band = np.minimum(teeth_height * (1.0 - 0.5 * a2), 0.4 * g) * show
+    y = d * g  # px below the upper inner lip
+    tooth = np.clip(band + 0.5 - y, 0.0, 1.0) * (0.4 + 0.6 * show)
+    tooth[g <= teeth_from] = 0.0
+    light = (1.0 - 0.65 * a2) * (0.7 + 0.3 * np.minimum(y / np.maximum(0.3 * band, 1.0), 1.0))  # the lip's shadow
+    for edge in INCISOR_EDGES:
+        light[np.abs(a - edge) * half < 0.5] *= 0.88
+    cavity_colour = np.stack([shade + red, shade + 0.4 * red, shade + 0.4 * red], axis=-1) * lip
+    colour = cavity_colour * (1.0 - tooth)[..., None] + (light * tooth)[..., None] * teeth
+    return (colour * cover[..., None]).astype(np.float32), cover.astype(np.float32)

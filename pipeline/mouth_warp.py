@@ -23,7 +23,7 @@ squeezes the old cavity into a line exactly. Spread and rounding scale the
 lip region horizontally. Everything falls back to identity at the edge of
 the region, so the warp is continuous with the untouched frame.
 
-The kernel also reports, for each output pixel, where it lies inside the
+The warp also reports, for each output pixel, where it lies inside the
 new mouth opening so `mouth_paint` can draw the cavity.
 """
 
@@ -33,7 +33,6 @@ import math
 from dataclasses import dataclass
 
 import cv2
-import numba
 import numpy as np
 
 from lipstream.models.facemesh import LIPS_INNER, LIPS_OUTER
@@ -232,108 +231,107 @@ def build_warp(shape: MouthShape, target: np.ndarray, pose: Articulation,
     h, w = max(y1 - y0, 0), max(x1 - x0, 0)
     step = 2 if shape.frame.scale >= 100.0 and min(h, w) >= 32 else 1
     gh, gw = -(-h // step), -(-w // step)
-    layers = [np.zeros((gh, gw), np.float32) for _ in range(8)]
-    if h and w:
-        f = shape.frame
-        centre = 0.5 * (shape.inner[0] + shape.inner[1])
-        half = max(0.5 * (shape.inner[1] - shape.inner[0]), 1e-6)
-        outer_half = max(0.5 * (shape.outer[1] - shape.outer[0]), 1e-6)
-        spread = config.spread_gain * pose.spread * weight
-        offset = 0.5 * (step - 1)
-        _warp_kernel(
-            float(x0) + offset, float(y0) + offset, float(step), f.origin.astype(np.float64), f.axis_u.astype(np.float64),
-            shape.columns.astype(np.float64), shape.knots.astype(np.float64), target.astype(np.float64),
-            float(centre), float(half), float(outer_half), float(spread), *layers,
-        )
-        if step > 1:
-            layers = [cv2.resize(layer, (gw * step, gh * step), interpolation=cv2.INTER_LINEAR)[:h, :w]
-                      for layer in layers]
+    if not (h and w):
+        return Warp(box, *[np.zeros((h, w), np.float32) for _ in range(8)])
+    offset = 0.5 * (step - 1)
+    xs = x0 + offset + step * np.arange(gw)
+    ys = y0 + offset + step * np.arange(gh)
+    layers = _warp_layers(xs, ys, shape, target, config.spread_gain * pose.spread * weight)
+    if step > 1:
+        layers = [cv2.resize(layer, (gw * step, gh * step), interpolation=cv2.INTER_LINEAR)[:h, :w] for layer in layers]
     return Warp(box, *layers)
 
 
-@numba.njit(cache=True, nogil=True)
-def _interp_row(table: np.ndarray, col: float, k: int) -> float:
-    n = table.shape[0]
-    if col <= 0.0:
-        return table[0, k]
-    if col >= n - 1:
-        return table[n - 1, k]
-    i = int(col)
-    a = col - i
-    return table[i, k] * (1.0 - a) + table[i + 1, k] * a
+class _AtColumns:
+    """Per-column tables linearly interpolated at fractional column positions (ends held).
+
+    The positions are resolved once and reused for every table. (numpy's
+    `take` is far faster with a 1-D index, hence the flat arrays.)
+    """
+
+    def __init__(self, col: np.ndarray, n: int) -> None:
+        c = np.clip(col.ravel(), 0.0, n - 1.0)
+        lo = np.minimum(np.floor(c), n - 2)
+        self._index = lo.astype(np.intp)
+        self._frac = c - lo
+        self._shape = col.shape
+
+    def __call__(self, table: np.ndarray) -> np.ndarray:
+        """`table` (n,) at the positions."""
+        out = table.take(self._index)
+        out += self._frac * np.diff(table).take(self._index)
+        return out.reshape(self._shape)
 
 
-@numba.njit(cache=True, nogil=True)
-def _warp_kernel(x0, y0, step_px, origin, axis_u, columns, source, target, centre, half, outer_half, spread,
-                 map_x, map_y, cavity, depth, across, gap, stretch, mask):
-    """Fill the layers for grid points (x0 + c * step_px, y0 + r * step_px); see the module docstring."""
-    h, w = map_x.shape
-    cu, su = axis_u[0], axis_u[1]
-    n = columns.shape[0]
-    left, right = columns[0], columns[n - 1]
-    step = (right - left) / (n - 1)
-    lip_top = 1e9
-    lip_bottom = -1e9
-    for i in range(n):
-        lip_top = min(lip_top, source[i, 1])
-        lip_bottom = max(lip_bottom, source[i, 4])
-    lip_mid = 0.5 * (lip_top + lip_bottom)
-    lip_half = max(0.5 * (lip_bottom - lip_top), 1.0)
-    for r in range(h):
-        for c in range(w):
-            dx = x0 + c * step_px - origin[0]
-            dy = y0 + r * step_px - origin[1]
-            u = dx * cu + dy * su
-            v = -dx * su + dy * cu
-            us = u
-            vs = v
-            m = 0.0
-            if left < u < right:
-                col = (u - left) / step
-                t_top = _interp_row(target, col, 0)
-                t_bottom = _interp_row(target, col, 6)
-                ey = min(v - t_top, t_bottom - v) / (_FEATHER_V * (t_bottom - t_top))
-                ey = min(max(ey, 0.0), 1.0)
-                # spread/round: scale about the mouth centre, fading out away from the lips
-                bx = (u - centre) / (_BUMP_U * outer_half)
-                by = (v - lip_mid) / (_BUMP_V * lip_half)
-                bump = 1.0 - bx * bx - by * by
-                if bump > 0.0 and ey > 0.0:
-                    bump = bump * bump * ey
-                    us = u - spread * (u - centre) * bump / (1.0 + spread * bump)
-                    col = (us - left) / step
-                if t_top < v < t_bottom:
-                    # piecewise-linear from target rows to source rows
-                    for k in range(6):
-                        ta = _interp_row(target, col, k)
-                        tb = _interp_row(target, col, k + 1)
-                        if v <= tb:
-                            sa = _interp_row(source, col, k)
-                            sb = _interp_row(source, col, k + 1)
-                            if tb - ta > 1e-6:
-                                vs = sa + (v - ta) * (sb - sa) / (tb - ta)
-                            else:
-                                vs = sb
-                            break
-                    t_ui = _interp_row(target, col, 2)
-                    t_li = _interp_row(target, col, 3)
-                    opening = t_li - t_ui
-                    if opening > 0.0 and t_ui - 0.5 < v < t_li + 0.5:
-                        cover = min(v - t_ui + 0.5, t_li - v + 0.5, 1.0)
-                        cover = cover * min(opening, 1.0)
-                        cavity[r, c] = max(cover, 0.0)
-                        depth[r, c] = min(max((v - t_ui) / opening, 0.0), 1.0)
-                        across[r, c] = min(max((us - centre) / half, -1.0), 1.0)
-                        gap[r, c] = opening
-                        before = _interp_row(source, col, 3) - _interp_row(source, col, 2)
-                        stretch[r, c] = min(opening / max(before, 0.1), _MAX_STRETCH)
-                    # feathered mask: 1 inside the region, 0 at its edges
-                    ex = min(u - left, right - u) / (_FEATHER_U * (right - left))
-                    ex = min(max(ex, 0.0), 1.0)
-                    m = ey * ey * (3.0 - 2.0 * ey) * ex * ex * (3.0 - 2.0 * ex)
-            map_x[r, c] = origin[0] + us * cu - vs * su
-            map_y[r, c] = origin[1] + us * su + vs * cu
-            mask[r, c] = m
+def _warp_layers(xs: np.ndarray, ys: np.ndarray, shape: MouthShape, target: np.ndarray,
+                 spread: float) -> list[np.ndarray]:
+    """The `Warp` layers at the grid of frame points (xs x ys), float32; see the module docstring.
+
+    Each point finds its column (u), is moved across by spread/rounding,
+    then maps its v piecewise-linearly from the target knots to the source
+    knots of its column, both interpolated between the neighbouring columns.
+    """
+    f32 = np.float32
+    f = shape.frame
+    cu, su = (f32(c) for c in f.axis_u)
+    dx = (xs - f.origin[0]).astype(f32)[None, :]
+    dy = (ys - f.origin[1]).astype(f32)[:, None]
+    u = dx * cu + dy * su
+    v = dy * cu - dx * su
+    columns, source = shape.columns, shape.knots
+    n = len(columns)
+    left, right = float(columns[0]), float(columns[-1])
+    per_column = f32((n - 1) / (right - left))
+    centre = f32(0.5 * (shape.inner[0] + shape.inner[1]))
+    half = max(0.5 * (shape.inner[1] - shape.inner[0]), 1e-6)
+    outer_half = max(0.5 * (shape.outer[1] - shape.outer[0]), 1e-6)
+    targets = np.ascontiguousarray(target.T, dtype=f32)  # (KNOTS, n)
+    sources = np.ascontiguousarray(source.T, dtype=f32)
+    inside = (u > left) & (u < right)
+    at = _AtColumns((u - f32(left)) * per_column, n)
+    t_top, t_bottom = at(targets[TOP]), at(targets[BOTTOM])
+    # vertical feather: 1 inside the region, 0 at its top and bottom edges
+    ey = np.minimum(v - t_top, t_bottom - v) / (f32(_FEATHER_V) * (t_bottom - t_top))
+    ey[~inside] = 0.0
+    np.clip(ey, 0.0, 1.0, out=ey)
+    # spread/round: scale about the mouth centre, fading out away from the lips
+    lip_top, lip_bottom = float(source[:, UO].min()), float(source[:, LO].max())
+    bx = (u - centre) * f32(1.0 / (_BUMP_U * outer_half))
+    by = (v - f32(0.5 * (lip_top + lip_bottom))) * f32(1.0 / (_BUMP_V * max(0.5 * (lip_bottom - lip_top), 1.0)))
+    bump = np.maximum(1.0 - bx * bx - by * by, 0.0)
+    bump *= bump
+    bump *= ey
+    bump *= f32(spread)
+    us = u - (u - centre) * bump / (1.0 + bump)
+    # piecewise-linear from target rows to source rows, in the (moved) column
+    at = _AtColumns((us - f32(left)) * per_column, n)
+    t = [at(row) for row in targets]
+    s = [at(row) for row in sources]
+    vs = s[TOP].copy()
+    for k in range(KNOTS - 1):
+        vs += (s[k + 1] - s[k]) * np.clip((v - t[k]) / np.maximum(t[k + 1] - t[k], 1e-6), 0.0, 1.0)
+    band = ey > 0.0
+    still = ~band | (v <= t[TOP]) | (v >= t[BOTTOM])
+    vs[still] = v[still]
+    # where the pixel lies inside the new opening, for the paint
+    opening = t[LI] - t[UI]
+    layers = [np.zeros_like(u) for _ in range(5)]
+    cavity, depth, across, gap, stretch = layers
+    inner = band & (opening > 0.0) & (v > t[UI] - 0.5) & (v < t[LI] + 0.5)
+    if inner.any():
+        o, vi, ui = opening[inner], v[inner], t[UI][inner]
+        cover = np.minimum(np.minimum(vi - ui + 0.5, t[LI][inner] - vi + 0.5), 1.0) * np.minimum(o, 1.0)
+        cavity[inner] = np.maximum(cover, 0.0)
+        depth[inner] = np.clip((vi - ui) / o, 0.0, 1.0)
+        across[inner] = np.clip((us[inner] - centre) * f32(1.0 / half), -1.0, 1.0)
+        gap[inner] = o
+        stretch[inner] = np.minimum(o / np.maximum(s[LI][inner] - s[UI][inner], 0.1), _MAX_STRETCH)
+    # feathered mask: 1 inside the region, 0 at its edges
+    ex = np.clip(np.minimum(u - f32(left), f32(right) - u) * f32(1.0 / (_FEATHER_U * (right - left))), 0.0, 1.0)
+    mask = ey * ey * (3.0 - 2.0 * ey) * (ex * ex * (3.0 - 2.0 * ex))
+    map_x = f32(f.origin[0]) + us * cu - vs * su
+    map_y = f32(f.origin[1]) + us * su + vs * cu
+    return [map_x, map_y, cavity, depth, across, gap, stretch, mask]
 
 
 def frame_scale_ok(shape: MouthShape) -> bool:

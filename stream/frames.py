@@ -32,6 +32,11 @@ def decoded_rgb(frame: av.VideoFrame) -> np.ndarray:
     return frame.to_ndarray(format="rgb24")
 
 
+def plane_view(plane: av.video.plane.VideoPlane) -> np.ndarray:
+    """A (height, width) uint8 view of one picture plane's buffer, without the row padding."""
+    return np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+
+
 def rgb_to_i420(rgb: np.ndarray) -> np.ndarray:
     """Packed I420 (H*3/2, W) of an even-sized RGB image: the inverse of `decoded_rgb`."""
     return cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YUV_I420)
@@ -119,6 +124,27 @@ class Frame:
         w, h = self.decoded.width, self.decoded.height
         return (h, w) if round(self.rotation / 90) % 2 else (w, h)
 
+    def i420_planes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Views (no copy) of the Y, U, V planes that `rgb()` converts, or None when they are not the pixels.
+
+        Available on untouched, unrotated 4:2:0 frames. Models that resample
+        the face anyway can sample each plane and convert only their small
+        input, instead of converting the face region first.
+        """
+        decoded = self.decoded
+        if (
+            self.image is not None
+            or self.patch is not None
+            or self.rotation
+            or decoded is None
+            or decoded.format.name not in I420
+            or decoded.width % 2
+            or decoded.height % 2
+        ):
+            return None
+        luma, blue, red = (plane_view(p) for p in decoded.planes)
+        return luma, blue, red
+
     def rgb_region(self, box: tuple[int, int, int, int]) -> np.ndarray:
         """RGB pixels of `box` (x0, y0, x1, y1, clamped to the frame), converting only that region.
 
@@ -128,16 +154,8 @@ class Frame:
         """
         width, height = self.size
         x0, y0, x1, y1 = max(box[0], 0), max(box[1], 0), min(box[2], width), min(box[3], height)
-        decoded = self.decoded
-        if (
-            self._rgb is not None
-            or self.image is not None
-            or self.rotation
-            or decoded is None
-            or decoded.format.name not in I420
-            or width % 4
-            or height % 4
-        ):
+        planes = self.i420_planes()
+        if self._rgb is not None or planes is None or width % 4 or height % 4:
             return self.rgb()[y0:y1, x0:x1]
         # 4:2:0 in packed form needs even columns and rows in multiples of 4.
         ex0, ex1 = x0 - x0 % 2, min(x1 + x1 % 2, width)
@@ -145,7 +163,7 @@ class Frame:
         ey1 = min(ey0 + -(-(y1 - ey0) // 4) * 4, height)
         if ex1 <= ex0 or ey1 <= ey0:
             return np.zeros((max(y1 - y0, 0), max(x1 - x0, 0), 3), np.uint8)
-        luma, blue, red = (np.frombuffer(p, np.uint8).reshape(p.height, p.line_size) for p in decoded.planes)
+        luma, blue, red = planes
         w, h = ex1 - ex0, ey1 - ey0
         packed = np.empty((h * 3 // 2, w), np.uint8)
         packed[:h] = luma[ey0:ey1, ex0:ex1]

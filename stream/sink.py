@@ -24,7 +24,7 @@ from lipstream.config import EncodeConfig
 from lipstream.errors import InputError, MediaError
 
 from .audio import AudioInput
-from .frames import I420, Frame, Patch, rgb_to_i420
+from .frames import I420, Frame, Patch, plane_view, rgb_to_i420
 
 log = logging.getLogger(__name__)
 
@@ -206,9 +206,9 @@ def _patched(decoded: av.VideoFrame, patch: Patch) -> av.VideoFrame:
     """
     x0, y0, x1, y1 = patch.box
     out = av.VideoFrame(decoded.width, decoded.height, "yuv420p")
-    targets = [_plane(p) for p in out.planes]
+    targets = [plane_view(p) for p in out.planes]
     for source, target in zip(decoded.planes, targets):
-        target[...] = _plane(source)
+        target[...] = plane_view(source)
     h, w = y1 - y0, x1 - x0
     region = rgb_to_i420(patch.rgb).reshape(-1)
     luma, quarter = h * w, (h // 2) * (w // 2)
@@ -216,11 +216,6 @@ def _patched(decoded: av.VideoFrame, patch: Patch) -> av.VideoFrame:
     targets[1][y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = region[luma : luma + quarter].reshape(h // 2, w // 2)
     targets[2][y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = region[luma + quarter :].reshape(h // 2, w // 2)
     return out
-
-
-def _plane(plane: av.video.plane.VideoPlane) -> np.ndarray:
-    """A (height, width) view of one plane's buffer, skipping the row padding."""
-    return np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
 
 
 def _fit(rgb: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -25,27 +26,10 @@ from bench import measure  # tools/ is the script's folder, so its sibling impor
 HERE = Path(__file__).resolve().parent
 
 
-def ensure_engine() -> None:
-    """Make `--engine warp` available in this process even before engines.py lists it."""
-    from lipstream.pipeline import engines
-
-    if "warp" in engines.ENGINES:
-        return
-
-    def build(config):  # type: ignore[no-untyped-def]
-        from lipstream.pipeline.face_stage import FaceStage
-        from lipstream.pipeline.warp_engine import WarpLips
-
-        return [FaceStage(config.face, config.window), WarpLips(config)]
-
-    engines.ENGINES["warp"] = engines.Engine("warp", build, "embedded mouth re-articulation (no weights)")
-
-
 def run_job(engine: str, video: Path, audio: Path, out: Path) -> None:
     from lipstream.config import SyncConfig
     from lipstream.pipeline.job import run_sync
 
-    ensure_engine()
     asyncio.run(run_sync(video, audio, out, SyncConfig(engine=engine)))
 
 
@@ -54,11 +38,12 @@ def face_boxes(path: Path, grow: float = 0.4) -> list[tuple[int, int, int, int] 
     from lipstream.pipeline.face_stage import FaceTracker
     from lipstream.config import FaceConfig
     from lipstream.pipeline.lipsync_metric import decode_rgb
+    from lipstream.stream.frames import Frame
 
     tracker = FaceTracker(FaceConfig())
     boxes: list[tuple[int, int, int, int] | None] = []
-    for _, rgb in decode_rgb(path):
-        o = tracker.observe(rgb)
+    for i, (_, rgb) in enumerate(decode_rgb(path)):
+        o = tracker.observe(Frame(i, i, Fraction(1, 25), i, image=rgb))
         if o is None:
             boxes.append(None)
             continue

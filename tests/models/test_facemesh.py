@@ -36,9 +36,12 @@ from lipstream.models.facemesh import (
     roi_from_points,
     unproject,
     warp_crop,
+    warp_crop_i420,
 )
+from lipstream.stream.frames import decoded_rgb, rgb_to_i420
 
 CLIP_DIR = Path(__file__).resolve().parent.parent / "data" / "synth_astronaut"
+SAMPLE_VIDEO = CLIP_DIR.parent / "sample.mp4"
 LIP_IDX = list(LIPS)
 
 
@@ -117,6 +120,45 @@ def test_warp_and_unproject_are_inverse(angle_deg: float, size: float) -> None:
     c, s = math.cos(roi.angle), math.sin(roi.angle)
     local = np.array([[c, s], [-s, c]]) @ (dot - [roi.cx, roi.cy]) * (192 / size) + 96
     np.testing.assert_allclose(found, local, atol=0.05)
+
+
+def test_to_crop_inverts_crop_to_frame() -> None:
+    roi = FaceRoi(cx=310.2, cy=200.7, size=333.0, angle=0.4)
+    crop = np.array([[0.0, 0.0], [191.0, 5.5], [96.25, 140.0]])
+    m = roi.crop_to_frame()
+    np.testing.assert_allclose(roi.to_crop(crop @ m[:, :2].T + m[:, 2]), crop, atol=1e-9)
+
+
+def _i420_picture(rgb: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(RGB as `Frame.rgb` would give it, Y/U/V planes) of an even-sized RGB image stored as 4:2:0."""
+    h, w = rgb.shape[:2]
+    packed = rgb_to_i420(rgb)
+    planes = (packed[:h], packed[h : h + h // 4].reshape(h // 2, w // 2), packed[h + h // 4 :].reshape(h // 2, w // 2))
+    return cv2.cvtColor(packed, cv2.COLOR_YUV2RGB_I420), planes
+
+
+@pytest.mark.parametrize("angle_deg", [0.0, 23.0])
+@pytest.mark.parametrize("size", [150.0, 430.0, 900.0])
+def test_crop_from_planes_matches_the_rgb_crop(angle_deg: float, size: float) -> None:
+    """The 4:2:0 path gives the RGB path's crop: same pixels within a few levels, colour in the same place."""
+    with av.open(str(SAMPLE_VIDEO)) as container:
+        picture = next(container.decode(video=0))
+    base = cv2.resize(decoded_rgb(picture), (1080, 1920), interpolation=cv2.INTER_CUBIC)
+    yy, xx = np.mgrid[0:1920, 0:1080]
+    dot = (540.0 + 0.2 * size, 800.0 - 0.1 * size)
+    blob = np.exp(-((xx - dot[0]) ** 2 + (yy - dot[1]) ** 2) / (2 * (size / 25) ** 2))[..., None]
+    rgb, planes = _i420_picture((base * (1 - blob) + blob * [30, 60, 230]).astype(np.uint8))
+    roi = FaceRoi(cx=540.4, cy=800.8, size=size, angle=math.radians(angle_deg))
+    expected = warp_crop(rgb, roi).astype(np.float64)
+    got = warp_crop_i420(planes, roi).astype(np.float64)
+    assert np.abs(got - expected).mean() < 2.0, np.abs(got - expected).mean()
+
+    def blue_centroid(crop: np.ndarray) -> np.ndarray:
+        weight = np.clip(crop[..., 2] - crop[..., :2].mean(axis=2) - 40, 0, None)
+        cy, cx = np.mgrid[0:192, 0:192]
+        return np.array([(weight * cx).sum(), (weight * cy).sum()]) / weight.sum()
+
+    np.testing.assert_allclose(blue_centroid(got), blue_centroid(expected), atol=0.25)
 
 
 def test_roi_from_points_is_roll_invariant() -> None:

@@ -53,10 +53,18 @@ def canvas(size: tuple[int, int] = CANVAS) -> np.ndarray:
     return img
 
 
-def run_stage(images: Iterable[np.ndarray], config: FaceConfig = FaceConfig(), window: WindowConfig = WindowConfig()) -> Iterator[Frame]:
-    """Owned frames, with their faces, after the face stage ran over windows of `images`."""
+def run_stage(images: Iterable[np.ndarray | av.VideoFrame], config: FaceConfig = FaceConfig(),
+              window: WindowConfig = WindowConfig()) -> Iterator[Frame]:
+    """Owned frames, with their faces, after the face stage ran over windows of `images`.
+
+    RGB arrays become edited frames (the stage converts around the face);
+    decoded pictures stay decoded (the stage samples their 4:2:0 planes).
+    """
     stage = FaceStage(config, window)
-    frames = (Frame(i, i, Fraction(1, 25), i, image=img) for i, img in enumerate(images))
+    frames = (
+        Frame(i, i, Fraction(1, 25), i, image=img) if isinstance(img, np.ndarray) else Frame(i, i, Fraction(1, 25), i, decoded=img)
+        for i, img in enumerate(images)
+    )
     for n, (items, lo, hi) in enumerate(plan_windows(frames, window.size, window.overlap)):
         yield from stage(Window(n, tuple(items), lo, hi)).owned
 
@@ -65,3 +73,9 @@ def decoded(path) -> Iterator[np.ndarray]:
     with av.open(str(path)) as container:
         for frame in container.decode(video=0):
             yield frame.to_ndarray(format="rgb24")
+
+
+def pictures(path) -> Iterator[av.VideoFrame]:
+    """The decoded (4:2:0) pictures of a clip, as the job's frames carry them."""
+    with av.open(str(path)) as container:
+        yield from container.decode(video=0)

@@ -13,6 +13,7 @@ from lipstream.pipeline.mouth_warp import (
     TOP,
     UI,
     WarpConfig,
+    _warp_layers,
     build_warp,
     mouth_frame,
     region_box,
@@ -86,6 +87,24 @@ def test_identity_target_gives_an_identity_map(face):
     cv2.fillPoly(inner, [np.rint(face.landmarks[list(LIPS_INNER), :2] - box[:2]).astype(np.int32)], 1)
     inner = cv2.dilate(inner, np.ones((5, 5), np.uint8))
     assert (warp.cavity[inner == 0] == 0).all()
+
+
+@pytest.mark.parametrize("opening", [0.0, 0.6, 1.0])
+def test_target_knots_map_onto_the_source_knots_of_their_column(face, opening):
+    """The warp's core: a pixel on target knot k at column position c reads source knot k at c.
+
+    Half-way between two columns both knot rows are interpolated linearly.
+    """
+    shape = rest_shape(face.landmarks, CONFIG)
+    target = target_knots(shape, Articulation(opening, 0.0), 1.0, CONFIG)
+    columns = np.arange(len(shape.columns), dtype=float)
+    for c in np.arange(8.0, len(shape.columns) - 8, 2.5):  # where the feather is flat; whole and half columns
+        u = np.interp(c, columns, shape.columns)
+        for k in range(1, 6):
+            x, y = shape.frame.to_frame(np.array([u, np.interp(c, columns, target[:, k])]))
+            layers = _warp_layers(np.array([x]), np.array([y]), shape, target, 0.0)
+            expected = shape.frame.to_frame(np.array([u, np.interp(c, columns, shape.knots[:, k])]))
+            assert np.hypot(layers[0][0, 0] - expected[0], layers[1][0, 0] - expected[1]) < 0.01, (c, k)
 
 
 @pytest.mark.parametrize("pose", [Articulation(1.0, 1.0), Articulation(1.0, -1.0), Articulation(0.0, 0.0)])

@@ -1,0 +1,33 @@
+"""The warp benchmark's measuring helpers on the bundled sample (the timed runs stay out of the suite)."""
+
+import importlib
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from media import DATA, SAMPLE_VIDEO
+
+TOOLS = DATA.parent.parent / "tools"
+
+
+@pytest.fixture(scope="module")
+def bench_warp():
+    sys.path.insert(0, str(TOOLS))  # the benchmarks import their siblings as scripts do
+    try:
+        yield importlib.import_module("bench_warp")
+    finally:
+        sys.path.remove(str(TOOLS))
+
+
+def test_face_boxes_psnr_and_contact_sheet(bench_warp, tmp_path):
+    boxes = bench_warp.face_boxes(SAMPLE_VIDEO)
+    assert len(boxes) == 100 and all(b is not None for b in boxes)
+    x0, y0, x1, y1 = boxes[0]
+    assert 0 < x1 - x0 < 540 and 0 < y1 - y0 < 960
+    assert bench_warp.psnr_outside_faces(SAMPLE_VIDEO, SAMPLE_VIDEO, boxes) == float("inf")
+    sheet = tmp_path / "contact.png"
+    bench_warp.contact_sheet(SAMPLE_VIDEO, SAMPLE_VIDEO, boxes, sheet, count=4, tile=64)
+    image = cv2.imread(str(sheet))
+    assert image.shape[1] == 4 * 64 and np.ptp(image) > 0
