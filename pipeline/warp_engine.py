@@ -9,7 +9,7 @@ face crop. Frames without a face, or with weight 0, pass untouched.
 
 Everything works on the lower-face box only, and only that box is
 converted to RGB (one remap, one small pyramid, vectorised numpy on a
-half-resolution grid): about 1.5 ms per 1080x1920 frame on one core. There
+half-resolution grid): about 2 ms per 1080x1920 frame on one core. There
 is no JIT: numba's import and cache load cost ~0.45 s at every start and,
 holding the GIL, starved the face stage meanwhile (measured: the job's
 first window reached the encoder 0.7 s later), more than the vectorised
