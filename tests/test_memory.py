@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import av
+import numpy as np
 import pytest
 
 
@@ -51,3 +52,22 @@ def test_peak_rss_does_not_grow_with_length(tmp_path):
         audio = lavfi_audio(tmp_path / f"a{minutes}.wav", 60 * minutes)
         peaks[minutes] = peak_rss_mb(["sync", video, audio, "-o", tmp_path / f"out{minutes}.mp4", "--engine", "passthrough"])
     assert peaks[10] <= peaks[1] * 1.10, peaks
+
+
+@pytest.mark.slow
+def test_default_engine_memory_does_not_grow_with_length(tmp_path):
+    """The warp engine on a real face: the 4 s sample ping-pongs to fit 15 s and 90 s of speech.
+
+    Runs of one length peak anywhere in 313-361 MB (numpy temporaries in
+    several threads' malloc arenas), hence the 25% margin; holding one
+    decoded frame per window would add ~70 MB at 90 s, and every frame ~1.7 GB.
+    """
+    from lipstream.pipeline.lipsync_metric import read_audio
+    from media import SAMPLE_AUDIO, SAMPLE_VIDEO, write_wav
+
+    speech = read_audio(SAMPLE_AUDIO)
+    peaks = {}
+    for seconds in (15, 90):
+        audio = write_wav(tmp_path / f"a{seconds}.wav", np.resize(speech, seconds * 16000))
+        peaks[seconds] = peak_rss_mb(["sync", SAMPLE_VIDEO, audio, "-o", tmp_path / f"out{seconds}.mp4", "--engine", "warp"])
+    assert peaks[90] <= peaks[15] * 1.25, peaks
