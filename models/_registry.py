@@ -116,6 +116,7 @@ def _retalking(filename: str, *, archive: str | None = None, subdir: str = "") -
 
 
 _LNET_FILE = _retalking("LNet.pth")
+_STATE_DICT_MODULE = "'state_dict', keys may start with 'module.'"  # how Wav2Lip-style training scripts save
 
 CHECKPOINTS: dict[str, Checkpoint] = {
     c.name: c
@@ -128,7 +129,7 @@ CHECKPOINTS: dict[str, Checkpoint] = {
             module="lipstream.models.wav2lip",
             network="Wav2Lip",
             num_params=36_298_035,
-            wrapper="'state_dict', keys may start with 'module.'",
+            wrapper=_STATE_DICT_MODULE,
         ),
         Checkpoint(
             "wav2lip_gan",
@@ -138,7 +139,7 @@ CHECKPOINTS: dict[str, Checkpoint] = {
             module="lipstream.models.wav2lip",
             network="Wav2Lip",
             num_params=36_298_035,
-            wrapper="'state_dict', keys may start with 'module.'",
+            wrapper=_STATE_DICT_MODULE,
         ),
         Checkpoint(
             "syncnet_color",
@@ -148,7 +149,7 @@ CHECKPOINTS: dict[str, Checkpoint] = {
             module="lipstream.models.syncnet_color",
             network="SyncNetColor",
             num_params=16_435_072,
-            wrapper="'state_dict', keys may start with 'module.'",
+            wrapper=_STATE_DICT_MODULE,
         ),
         Checkpoint(
             "lnet",
@@ -158,7 +159,7 @@ CHECKPOINTS: dict[str, Checkpoint] = {
             module="lipstream.models.lnet",
             network="LNet",
             num_params=127_733_507,
-            wrapper="'state_dict', keys may start with 'module.'",
+            wrapper=_STATE_DICT_MODULE,
         ),
         Checkpoint(
             "enet",

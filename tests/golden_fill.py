@@ -52,6 +52,11 @@ def fill(module: torch.nn.Module, mode: str = "fan_in", gain: float = 1.0) -> to
     return module
 
 
+def state_dict_layout(module: torch.nn.Module) -> list[list[Any]]:
+    """[key, shape, dtype] per entry, in order: the form of a golden manifest's "state_dict"."""
+    return [[k, list(v.shape), str(v.dtype).removeprefix("torch.")] for k, v in module.state_dict().items()]
+
+
 def load_golden(name: str) -> tuple[dict[str, Any], Any]:
     """Return (manifest, npz) of one golden folder copied under tests/golden."""
     folder = GOLDEN / name

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds golden_fill
-from golden_fill import assert_close, fill, load_golden  # noqa: E402
+from golden_fill import assert_close, fill, load_golden, state_dict_layout  # noqa: E402
 
 from lipstream.models.enet import NUM_PARAMS, ENet, remap  # noqa: E402
 from lipstream.models.lnet import NUM_PARAMS as LNET_PARAMS  # noqa: E402
@@ -93,7 +93,7 @@ def test_inputs_follow_manifest_rule() -> None:
 
 
 def test_state_dict_matches_manifest(model: ENet) -> None:
-    got = [[k, list(v.shape), str(v.dtype).removeprefix("torch.")] for k, v in model.state_dict().items()]
+    got = state_dict_layout(model)
     assert got == MANIFEST["state_dict"]
 
 

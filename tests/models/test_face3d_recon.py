@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds golden_fill
-from golden_fill import assert_close, fill, load_golden  # noqa: E402
+from golden_fill import assert_close, fill, load_golden, state_dict_layout  # noqa: E402
 
 from lipstream.models._face3d_coeffs import (  # noqa: E402
     crop_norm_ratio,
@@ -68,7 +68,7 @@ def test_input_follows_manifest_rule() -> None:
 
 
 def test_state_dict_matches_manifest() -> None:
-    got = [[k, list(v.shape), str(v.dtype).removeprefix("torch.")] for k, v in Face3dRecon().state_dict().items()]
+    got = state_dict_layout(Face3dRecon())
     assert got == MANIFEST["state_dict"]
 
 

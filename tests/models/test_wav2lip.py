@@ -13,7 +13,7 @@ import torch.nn.functional as F
 _TESTS = str(Path(__file__).resolve().parents[1])  # holds golden_fill
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
-from golden_fill import assert_close, fill, load_golden  # noqa: E402
+from golden_fill import assert_close, fill, load_golden, state_dict_layout  # noqa: E402
 
 from lipstream.models.wav2lip import NUM_PARAMS, Wav2Lip, remap  # noqa: E402
 
@@ -64,7 +64,7 @@ def test_inputs_follow_manifest_rule() -> None:
 
 
 def test_state_dict_matches_manifest(model: Wav2Lip) -> None:
-    got = [[k, list(v.shape), str(v.dtype).removeprefix("torch.")] for k, v in model.state_dict().items()]
+    got = state_dict_layout(model)
     assert got == MANIFEST["state_dict"]
 
 
