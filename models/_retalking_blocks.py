@@ -14,39 +14,20 @@ input, so the same modules run on CPU or CUDA.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .wav2lip import ConvBN
-
 __all__ = [
     "AdaIN",
-    "ConvBN",
     "CrossAttentionTransformer",
     "FFCResBlock",
     "FFCResStack",
-    "LayerNorm2d",
     "SNConv2d",
     "fold_time",
-    "strip_module_prefix",
     "unfold_time",
 ]
-
-
-def strip_module_prefix(checkpoint: Mapping[str, object]) -> dict[str, torch.Tensor]:
-    """Unwrap ``checkpoint['state_dict']`` (if present) and drop a leading ``module.``.
-
-    The official files were saved from DataParallel-wrapped models. Pure: the
-    input is left untouched and tensors are not copied.
-    """
-    state = checkpoint.get("state_dict", checkpoint)
-    if not isinstance(state, Mapping):
-        raise TypeError(f"expected a state_dict mapping, got {type(state).__name__}")
-    prefix = "module."
-    return {(k[len(prefix) :] if k.startswith(prefix) else k): v for k, v in state.items()}
 
 
 def fold_time(x: torch.Tensor, time_dim: int) -> torch.Tensor:
@@ -98,19 +79,6 @@ class SNConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, self.effective_weight(), self.bias, padding=self.padding)
-
-
-class LayerNorm2d(nn.Module):
-    """Layer norm over (C, H, W) of each sample, then a per-channel affine."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(channels, 1, 1))
-        self.bias = nn.Parameter(torch.zeros(channels, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shape = x.shape[1:]
-        return F.layer_norm(x, shape, self.weight.expand(shape), self.bias.expand(shape), eps=1e-5)
 
 
 class AdaIN(nn.Module):

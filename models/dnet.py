@@ -44,7 +44,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._retalking_blocks import LayerNorm2d
+from ._state import clean_state_dict
+from .layers import LayerNorm2d
 
 __all__ = ["DNet", "NUM_PARAMS", "remap", "flow_to_deformation", "warp_image"]
 
@@ -391,12 +392,4 @@ def remap(checkpoint: Mapping[str, object]) -> dict[str, torch.Tensor]:
     every key is kept so a strict load reports any surprise instead of hiding it.
     Pure: the input is not modified and tensors are not copied.
     """
-    state = checkpoint.get("net_G_ema", checkpoint)
-    if not isinstance(state, Mapping):
-        raise TypeError(f"expected a state_dict mapping, got {type(state).__name__}")
-    out: dict[str, torch.Tensor] = {}
-    for key, value in state.items():
-        if key.startswith("module."):
-            key = key[len("module.") :]
-        out[key] = value
-    return out
+    return clean_state_dict(checkpoint, "net_G_ema")

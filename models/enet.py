@@ -52,7 +52,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._retalking_blocks import strip_module_prefix
+from ._state import clean_state_dict
 from .lnet import LNet
 from .lnet import remap as remap_lnet
 
@@ -225,6 +225,6 @@ def remap(checkpoint: Mapping[str, object], lnet_checkpoint: Mapping[str, object
     and prefixed). Load the result with ``strict=True``. Pure: inputs are not
     modified and tensors are not copied.
     """
-    own = {k: v for k, v in strip_module_prefix(checkpoint).items() if "low_res" not in k}
+    own = {k: v for k, v in clean_state_dict(checkpoint, "state_dict").items() if "low_res" not in k}
     inner = {f"low_res.{k}": v for k, v in remap_lnet(lnet_checkpoint).items()}
     return {**inner, **own}

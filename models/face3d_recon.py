@@ -37,6 +37,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from ._state import clean_state_dict
+
 __all__ = ["Bottleneck", "Face3dRecon", "NUM_PARAMS", "ResNet50", "remap"]
 
 NUM_PARAMS = 24_034_625
@@ -119,12 +121,4 @@ def remap(checkpoint: Mapping[str, object]) -> dict[str, torch.Tensor]:
     ignored) and strips a leading ``module.`` left by DataParallel training.
     Pure: the input is not modified and tensors are not copied.
     """
-    state = checkpoint.get("net_recon", checkpoint)
-    if not isinstance(state, Mapping):
-        raise TypeError(f"expected a state_dict mapping, got {type(state).__name__}")
-    out: dict[str, torch.Tensor] = {}
-    for key, value in state.items():
-        if key.startswith("module."):
-            key = key[len("module.") :]
-        out[key] = value
-    return out
+    return clean_state_dict(checkpoint, "net_recon")

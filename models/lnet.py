@@ -42,15 +42,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._retalking_blocks import (
-    ConvBN,
     CrossAttentionTransformer,
     FFCResStack,
-    LayerNorm2d,
     SNConv2d,
     fold_time,
-    strip_module_prefix,
     unfold_time,
 )
+from ._state import clean_state_dict
+from .layers import ConvBN, LayerNorm2d
 
 __all__ = ["LNet", "NUM_PARAMS", "remap"]
 
@@ -188,4 +187,4 @@ def remap(checkpoint: Mapping[str, object]) -> dict[str, torch.Tensor]:
     keys are otherwise identical. Load the result with ``strict=True``: the
     official loader uses ``strict=False`` and would hide a mismatch.
     """
-    return strip_module_prefix(checkpoint)
+    return clean_state_dict(checkpoint, "state_dict")

@@ -33,7 +33,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lipstream.models.wav2lip import ConvBN, audio_encoder_layers, strip_module_prefix
+from ._state import clean_state_dict
+from .layers import ConvBN
+from .wav2lip import audio_encoder_layers
 
 __all__ = ["NUM_PARAMS", "SyncNetColor", "remap", "sync_cosine"]
 
@@ -91,4 +93,4 @@ def sync_cosine(audio_embedding: torch.Tensor, face_embedding: torch.Tensor) -> 
 
 def remap(checkpoint: Mapping[str, object]) -> dict[str, torch.Tensor]:
     """Unwrap ``checkpoint['state_dict']`` and drop ``module.`` prefixes; pure, no copies."""
-    return strip_module_prefix(checkpoint)
+    return clean_state_dict(checkpoint, "state_dict")

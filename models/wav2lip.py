@@ -36,53 +36,13 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-__all__ = ["ConvBN", "DeconvBN", "NUM_PARAMS", "Wav2Lip", "remap"]
+from ._state import clean_state_dict
+from .layers import ConvBN, DeconvBN
+
+__all__ = ["NUM_PARAMS", "Wav2Lip", "remap"]
 
 NUM_PARAMS = 36_298_035
 """Trainable parameters (BatchNorm running statistics not included)."""
-
-
-class ConvBN(nn.Module):
-    """Conv2d(bias) -> BatchNorm2d -> optional identity skip -> ReLU.
-
-    The skip is added after the normalisation and before the ReLU, which is
-    what the official weights were trained with.
-    """
-
-    def __init__(
-        self,
-        cin: int,
-        cout: int,
-        kernel: int,
-        stride: int | tuple[int, int],
-        padding: int,
-        residual: bool = False,
-    ) -> None:
-        super().__init__()
-        self.conv_block = nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, padding), nn.BatchNorm2d(cout))
-        self.residual = residual
-        self.act = nn.ReLU()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv_block(x)
-        if self.residual:
-            out = out + x
-        return self.act(out)
-
-
-class DeconvBN(nn.Module):
-    """ConvTranspose2d(bias) -> BatchNorm2d -> ReLU (the decoder's upsampler)."""
-
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int, padding: int, output_padding: int = 0) -> None:
-        super().__init__()
-        self.conv_block = nn.Sequential(
-            nn.ConvTranspose2d(cin, cout, kernel, stride, padding, output_padding),
-            nn.BatchNorm2d(cout),
-        )
-        self.act = nn.ReLU()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.conv_block(x))
 
 
 def _res(channels: int) -> ConvBN:
@@ -188,17 +148,4 @@ def remap(checkpoint: Mapping[str, object]) -> dict[str, torch.Tensor]:
     ``module.`` that DataParallel training left on the keys. Pure: the input is
     not modified and tensors are not copied.
     """
-    return strip_module_prefix(checkpoint)
-
-
-def strip_module_prefix(checkpoint: Mapping[str, object]) -> dict[str, torch.Tensor]:
-    """Shared by Wav2Lip and SyncNet_color, whose checkpoints are wrapped the same way."""
-    state = checkpoint.get("state_dict", checkpoint)
-    if not isinstance(state, Mapping):
-        raise TypeError(f"expected a state_dict mapping, got {type(state).__name__}")
-    out: dict[str, torch.Tensor] = {}
-    for key, value in state.items():
-        while key.startswith("module."):
-            key = key[len("module.") :]
-        out[key] = value
-    return out
+    return clean_state_dict(checkpoint, "state_dict")
