@@ -6,6 +6,7 @@ these objects directly.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -13,7 +14,10 @@ from typing import Literal
 from lipstream.errors import InputError
 
 Fit = Literal["audio", "video", "shortest"]
+FITS: tuple[Fit, ...] = ("audio", "video", "shortest")
 Container = Literal["mp4", "mkv"]
+Quality = Literal["fast", "balanced", "best"]
+QUALITIES: tuple[Quality, ...] = ("fast", "balanced", "best")
 
 
 @dataclass(frozen=True)
@@ -59,12 +63,29 @@ class EncodeConfig:
 
 @dataclass(frozen=True)
 class CropConfig:
-    """The working crop around the target (see lipstream.pipeline.crop)."""
+    """The working crop around the target (see lipstream.pipeline.faces.crop)."""
 
     margin: float = 0.4  # of the face size, added on each side
     deadband: float = 0.08  # of the crop side: moves smaller than this are ignored
     follow: float = 0.6  # share of the way to the proposal covered per window
     pad: float = 0.1  # of the face size: every frame's face stays this far inside
+
+
+@dataclass(frozen=True)
+class Target:
+    """Who speaks: the face nearest (x, y) in frame pixels on the first frame with faces at or after `time` seconds.
+
+    Frames before `time` pass through untouched, so a speaker who enters the
+    shot later can be chosen even when someone else is visible before.
+    """
+
+    x: float
+    y: float
+    time: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not all(math.isfinite(v) for v in (self.x, self.y, self.time)) or self.time < 0:
+            raise InputError(f"target must be finite X,Y frame pixels and a time >= 0 s, got {self.x},{self.y}@{self.time}")
 
 
 @dataclass(frozen=True)
@@ -74,7 +95,7 @@ class FaceConfig:
     detector: Literal["short", "full"] = "full"  # full range finds faces down to ~1/15 of the frame
     detect_every: int = 0  # 0: detect only when tracking is lost; k: also re-anchor every k-th frame
     presence: float = 0.5  # FaceMesh face-presence below this means tracking is lost
-    target: tuple[float, float] | None = None  # pick the face nearest this frame point, else the largest
+    target: Target | None = None  # pick the face nearest this frame point (from its time on), else the largest
     fade: int = 5  # frames over which stages fade in/out at track boundaries
     min_face: float = 48.0  # faces narrower than this (px) are flagged small: landmarks are unreliable
     threads: int = 1  # TFLite interpreter threads
@@ -89,7 +110,7 @@ class SyncConfig:
     fit: Fit = "audio"
     device: str = "cpu"
     weights: tuple[Path, ...] = ()  # folders searched first for checkpoints (then $LIPSTREAM_WEIGHTS, the cache)
-    quality: Literal["fast", "balanced", "best"] = "balanced"  # fast: reduced size/rate generation where an engine has it
+    quality: Quality = "balanced"  # fast: reduced size/rate generation where an engine has it
     window: WindowConfig = field(default_factory=WindowConfig)
     encode: EncodeConfig = field(default_factory=EncodeConfig)
     face: FaceConfig = field(default_factory=FaceConfig)

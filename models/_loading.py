@@ -29,7 +29,7 @@ from torch import nn
 
 from lipstream.errors import InputError, WeightsError
 
-from ._registry import Checkpoint, WeightFile, find_file, get, search_dirs
+from ._registry import Checkpoint, WeightFile, find_file, get, how_to_get, search_dirs
 
 __all__ = [
     "VerifyResult",
@@ -65,8 +65,8 @@ def locate(entry: str | Checkpoint, weights_dirs: Iterable[str | Path] = ()) -> 
         if path is None:
             where = ", ".join(str(d) for d in dirs)
             raise WeightsError(
-                f"{spec.relpath} ({entry.name}) not found in {where}; run `lipstream weights fetch {entry.name}` "
-                f"or put the file in one of those folders (--weights DIR adds one)"
+                f"{spec.relpath} ({entry.name}) not found in {where}; {how_to_get([entry.name])} "
+                "(or put the file in one of those folders; --weights DIR adds one)"
             )
         paths.append(path)
     return paths
@@ -166,7 +166,7 @@ def _fit(module: nn.Module, state: dict[str, torch.Tensor], entry: Checkpoint, p
             problems.append(f"{len(shapes)} keys with other shapes (e.g. {k}: file {tuple(state[k].shape)}, network {tuple(own[k].shape)})")
         raise WeightsError(
             f"{' + '.join(map(str, paths))} does not fit {entry.network} ({entry.name}): {'; '.join(problems)}; "
-            f"is it the right file? Download the official one with `lipstream weights fetch {entry.name}`"
+            f"is it the right file? For the official one, {how_to_get([entry.name])}"
         )
     module.load_state_dict(state, strict=True)
 

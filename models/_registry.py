@@ -19,6 +19,7 @@ the layout of the official ``checkpoints/`` folders.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,16 +27,12 @@ from typing import Literal
 
 __all__ = [
     "CHECKPOINTS",
-    "ENGINE_ORDER",
-    "REQUIREMENTS",
     "Checkpoint",
     "WeightFile",
-    "available_engines",
     "cache_dir",
-    "engine_requirements",
     "find_file",
     "get",
-    "missing_files",
+    "how_to_get",
     "search_dirs",
 ]
 
@@ -54,6 +51,14 @@ class WeightFile:
     pages: tuple[str, ...] = ()
     member: str | None = None  # the file is this member of the zip archive at `urls`
     subdir: str = ""  # folder inside a weights dir, as in the official checkpoints/ layout
+
+    def __post_init__(self) -> None:
+        if self.sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
+            raise ValueError(f"{self.filename}: sha256 must be 64 lowercase hex digits, got {self.sha256!r}")
+        if self.size is not None and self.size <= 0:
+            raise ValueError(f"{self.filename}: size must be positive, got {self.size}")
+        if self.member is not None and not self.urls:
+            raise ValueError(f"{self.filename}: a zip member needs the archive's url")
 
     @property
     def relpath(self) -> str:
@@ -281,17 +286,6 @@ CHECKPOINTS: dict[str, Checkpoint] = {
     )
 }
 
-REQUIREMENTS: dict[str, tuple[str, ...]] = {
-    "retalking": ("lnet", "enet", "dnet", "face3d_recon", "bfm_lm3d", "expression"),
-    "wav2lip": ("wav2lip",),
-    "score": ("syncnet_color",),
-}
-"""What each engine (and the `score` tool) needs; every name is a key of CHECKPOINTS."""
-
-ENGINE_ORDER: tuple[str, ...] = ("retalking", "wav2lip")
-"""Lip-sync engines best first: `--engine auto` takes the first whose files are all present."""
-
-
 # ------------------------------------------------------------------ lookups
 
 
@@ -334,26 +328,14 @@ def find_file(spec: WeightFile, dirs: Sequence[Path]) -> Path | None:
     return None
 
 
-def missing_files(name: str, dirs: Sequence[Path]) -> list[WeightFile]:
-    """Files of entry `name` found in none of `dirs`."""
-    return [f for f in get(name).files if find_file(f, dirs) is None]
-
-
-def engine_requirements() -> dict[str, tuple[str, ...]]:
-    """Checkpoint names each engine (and the `score` tool) needs, keyed by engine name."""
-    return dict(REQUIREMENTS)
-
-
-def available_engines(weights_dirs: Iterable[str | Path] = ()) -> list[str]:
-    """Lip-sync engines whose files are all present, best first.
-
-    `weights_dirs` are the user's ``--weights`` folders; $LIPSTREAM_WEIGHTS
-    and the cache folder are searched after them. Presence only: a corrupt
-    file is reported with a `WeightsError` when the engine loads it.
-    """
-    dirs = search_dirs(weights_dirs)
-    return [
-        engine
-        for engine in ENGINE_ORDER
-        if all(not missing_files(name, dirs) for name in REQUIREMENTS[engine])
-    ]
+def how_to_get(names: Sequence[str]) -> str:
+    """What a person does to get the files of `names`: one `weights fetch` for those with
+    direct downloads, the publisher's pages for the rest (never a fetch that would refuse)."""
+    fetch = [n for n in dict.fromkeys(names) if all(spec.urls for spec in get(n).files)]
+    pages = dict.fromkeys(page for n in names if n not in fetch for spec in get(n).files for page in spec.pages)
+    parts = []
+    if fetch:
+        parts.append(f"run `lipstream weights fetch {' '.join(fetch)}`")
+    if pages:
+        parts.append(f"download {'the rest' if fetch else 'it'} from {' '.join(pages)}")
+    return ", ".join(parts)

@@ -3,7 +3,9 @@
     producer ──q──> stage 1 ──q──> ... ──q──> stage n ──q──> sink
     (decode thread)  (worker thread or device executor)      (encode thread)
 
-The runner owns every task, queue and thread; stages stay plain callables.
+The runner owns every task, queue and thread of its job; stages stay plain
+callables. Model stages run on their device's process-wide executor
+(`executors.device_executor`), shared with concurrent jobs.
 Each queue holds at most `queue_size` windows, so the frames alive at once
 are bounded by (number of queues + number of busy tasks) x window size,
 whatever the video's length. End of stream is an explicit item that drains
@@ -24,6 +26,7 @@ from typing import Awaitable, Callable, Iterator, Sequence
 from lipstream.errors import LipstreamError, PipelineError
 from lipstream.stream.frames import Window
 
+from .executors import device_executor
 from .progress import ProgressCallback, ProgressMeter, StageStats
 from .stage import Stage
 
@@ -53,7 +56,7 @@ class Runner:
         self._executors: dict[str, cf.ThreadPoolExecutor] = {}
 
     def _executor(self, key: str) -> cf.ThreadPoolExecutor:
-        """One single-thread executor per device (models) or per role (decode, encode, each plain stage)."""
+        """This job's single-thread executor for a role (decode, encode, each plain stage)."""
         if key not in self._executors:
             self._executors[key] = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"lipstream-{key}")
         return self._executors[key]
@@ -85,16 +88,20 @@ class Runner:
                 if window is END:
                     return
 
+        in_flight: set[cf.Future[Window]] = set()  # calls on shared device executors
+
         async def stage_task(i: int, stage: Stage) -> None:
-            key = f"device-{stage.device}" if stage.device else f"stage-{i}-{stage.name}"
-            executor = self._executor(key)
+            executor = device_executor(stage.device) if stage.device else self._executor(f"stage-{i}-{stage.name}")
             while True:
                 item = await queues[i].get()
                 if isinstance(item, _End):
                     await queues[i + 1].put(item)
                     return
                 started = time.perf_counter()
-                result = await loop.run_in_executor(executor, stage, item)
+                call = executor.submit(stage, item)
+                in_flight.add(call)
+                call.add_done_callback(in_flight.discard)
+                result = await asyncio.wrap_future(call, loop=loop)
                 busy[i].seconds += time.perf_counter() - started
                 if not isinstance(result, Window):
                     raise PipelineError(f"stage {stage.name} returned {type(result).__name__}, not a Window")
@@ -127,13 +134,17 @@ class Runner:
             # the event loop so other work on it goes on meanwhile.
             executors = list(self._executors.values())
             self._executors.clear()
-            await asyncio.shield(asyncio.to_thread(_shutdown, executors))
+            await asyncio.shield(asyncio.to_thread(_shutdown, executors, list(in_flight)))
         return meter.frames
 
 
-def _shutdown(executors: list[cf.ThreadPoolExecutor]) -> None:
+def _shutdown(executors: list[cf.ThreadPoolExecutor], calls: list[cf.Future[Window]]) -> None:
+    """Stop this job's threads and wait for its calls still running on shared device executors."""
+    for call in calls:
+        call.cancel()  # only succeeds while it waits for the device: then it never runs
     for executor in executors:
         executor.shutdown(wait=True, cancel_futures=True)
+    cf.wait(calls)
 
 
 async def _supervise(tasks: list[asyncio.Task[None]]) -> None:

@@ -4,7 +4,8 @@
     protocol.py  the message protocol as pure data and a state machine (no I/O)
     paths.py     files named by clients, confined to --root
     jobs.py      job slots with a waiting line, finished outputs kept for download
-    worker.py    one job on its own thread and event loop
+    state.py     ServerState: what the connections of one server share
+    worker.py    one job as a task on the server's loop
     session.py   one websocket connection
     http.py      the page, output downloads, and the websocket gate
     app.py       serve(): all of it on one socket
@@ -12,7 +13,8 @@
 The protocol is documented in server/PROTOCOL.md.
 """
 
-from .app import App, Running, ServerThread, serve
+from .app import Running, ServerThread, serve
 from .limits import ServerConfig
+from .state import ServerState
 
-__all__ = ["App", "Running", "ServerConfig", "ServerThread", "serve"]
+__all__ = ["Running", "ServerConfig", "ServerState", "ServerThread", "serve"]

@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.resources
 import logging
-import shutil
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,52 +23,15 @@ from websockets.asyncio.server import Server, ServerConnection
 from websockets.asyncio.server import serve as websockets_serve
 
 from .http import WEBSOCKET_PATH, Gate
-from .jobs import OutputStore, SlotQueue
 from .limits import ServerConfig
 from .session import Connection
+from .state import ServerState
 
 log = logging.getLogger(__name__)
 
-SWEEP_SECONDS = 30.0  # how often expired outputs are removed
-
-
-class App:
-    """Shared state of a running server: limits, the job line, kept outputs, open connections."""
-
-    def __init__(self, config: ServerConfig, *, observe: Callable[[int], None] | None = None) -> None:
-        if config.root is not None and not config.root.is_dir():
-            raise ValueError(f"the root {config.root} is not a folder")
-        self.config = config
-        self.observe = observe  # instrumentation: called on a job thread with each fragment's size
-        self.work_dir = Path(tempfile.mkdtemp(prefix="lipstream-server-", dir=config.work_dir))
-        self.jobs_dir = self.work_dir / "jobs"
-        self.jobs_dir.mkdir()
-        self.queue = SlotQueue(config.max_jobs, config.max_waiting)
-        self.store = OutputStore(self.work_dir / "outputs", config.keep_seconds, config.max_kept)
-        self.connections: set[Connection] = set()
-        self.page = importlib.resources.files(__package__).joinpath("static/index.html").read_bytes()
-
-    async def handle(self, websocket: ServerConnection) -> None:
-        connection = Connection(self, websocket)
-        self.connections.add(connection)
-        try:
-            await connection.run()
-        finally:
-            self.connections.discard(connection)
-
-    async def sweep_forever(self) -> None:
-        while True:
-            await asyncio.sleep(SWEEP_SECONDS)
-            self.store.sweep()
-
-    def close(self) -> None:
-        self.store.clear()
-        shutil.rmtree(self.work_dir, ignore_errors=True)
-
-
 @dataclass(frozen=True)
 class Running:
-    app: App
+    app: ServerState
     server: Server
     host: str
     port: int
@@ -92,10 +52,19 @@ def _netloc(host: str, port: int) -> str:
 @contextlib.asynccontextmanager
 async def serve(config: ServerConfig, *, observe: Callable[[int], None] | None = None) -> AsyncIterator[Running]:
     """Listen on config.host:config.port (0 picks a free port) until the block ends."""
-    app = App(config, observe=observe)
+    app = ServerState(config, observe=observe)
+
+    async def handle(websocket: ServerConnection) -> None:
+        connection = Connection(app, websocket)
+        app.connections.add(connection)
+        try:
+            await connection.run()
+        finally:
+            app.connections.discard(connection)
+
     try:
         async with websockets_serve(
-            app.handle,
+            handle,
             config.host,
             config.port,
             process_request=Gate(app),

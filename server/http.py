@@ -12,15 +12,13 @@ import hmac
 import http
 import logging
 import re
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-if TYPE_CHECKING:
-    from .app import App
+from .state import ServerState
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +50,9 @@ def origin_allowed(origin: str | None, host: str | None, allowed: tuple[str, ...
 
 
 class Gate:
-    """`process_request` for websockets.serve, bound to one App."""
+    """`process_request` for websockets.serve, bound to one server's state."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: ServerState) -> None:
         self.app = app
 
     async def __call__(self, connection: ServerConnection, request: Request) -> Response | None:

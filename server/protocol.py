@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Iterable
 
-from lipstream.config import EncodeConfig, SyncConfig, WindowConfig
+from lipstream.config import FITS, QUALITIES, EncodeConfig, FaceConfig, SyncConfig, Target, WindowConfig
 from lipstream.errors import InputError
 from lipstream.pipeline.progress import ProgressEvent
-from lipstream.stream.timeline import FITS
 
 from .limits import ServerConfig
 
@@ -227,10 +226,13 @@ class Session:
     def _options(self, options: Any) -> SyncConfig:
         if not isinstance(options, dict):
             raise ProtocolError("bad_option", '"options" must be an object')
-        _only(options, {"engine", "fit", "window", "overlap", "preset", "crf", "fragment_seconds"}, "options", code="bad_option")
+        _only(options, {"engine", "quality", "fit", "window", "overlap", "preset", "crf", "fragment_seconds", "target"}, "options", code="bad_option")
         engine = options.get("engine", SyncConfig.engine)
         if engine not in self.engines:
             raise ProtocolError("bad_option", f"unknown engine {engine!r}; choose one of: {', '.join(self.engines)}")
+        quality = options.get("quality", SyncConfig.quality)
+        if quality not in QUALITIES:
+            raise ProtocolError("bad_option", f"quality must be one of {', '.join(QUALITIES)}")
         fit = options.get("fit", SyncConfig.fit)
         if fit not in FITS:
             raise ProtocolError("bad_option", f"fit must be one of {', '.join(FITS)}")
@@ -245,12 +247,29 @@ class Session:
             raise ProtocolError("bad_option", "fragment_seconds must be a number from 0.1 to 10")
         return SyncConfig(
             engine=engine,
+            quality=quality,
             fit=fit,
             device=self.config.device,
             weights=self.config.weights,
             window=WindowConfig(size=window, overlap=overlap),
             encode=EncodeConfig(preset=preset, crf=crf, container="mp4", fragment_seconds=float(fragment), tune="zerolatency"),
+            face=FaceConfig(target=_target(options.get("target"))),
         )
+
+
+def _target(spec: Any) -> Target | None:
+    """{"x": X, "y": Y, "time": SECONDS?} in frame pixels, or None for the largest face."""
+    if spec is None:
+        return None
+    if not isinstance(spec, dict) or not {"x", "y"} <= set(spec) or not set(spec) <= {"x", "y", "time"}:
+        raise ProtocolError("bad_option", 'target must be {"x": X, "y": Y} in frame pixels, with an optional "time" in seconds')
+    values = [spec["x"], spec["y"], spec.get("time", 0.0)]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        raise ProtocolError("bad_option", "target x, y and time must be numbers")
+    try:
+        return Target(*(float(v) for v in values))
+    except InputError as exc:
+        raise ProtocolError("bad_option", str(exc)) from None
 
 
 def _is_int(value: Any) -> bool:
@@ -283,6 +302,7 @@ def hello(config: ServerConfig, engines: Iterable[str], authenticated: bool) -> 
         protocol=PROTOCOL_VERSION,
         engines=sorted(engines),
         fits=list(FITS),
+        qualities=list(QUALITIES),
         presets=list(PRESETS),
         named_files=config.root is not None,
         authenticated=authenticated or config.token is None,

@@ -16,7 +16,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -30,10 +30,8 @@ from . import protocol
 from .jobs import Busy, new_job_id
 from .paths import resolve_under
 from .protocol import Cancel, Fetch, Hello, Named, Phase, ProtocolError, Session, Start
+from .state import ServerState
 from .worker import run_job
-
-if TYPE_CHECKING:
-    from .app import App
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +64,7 @@ class _Job:
 
 
 class Connection:
-    def __init__(self, app: App, websocket: ServerConnection) -> None:
+    def __init__(self, app: ServerState, websocket: ServerConnection) -> None:
         self.app = app
         self.ws = websocket
         self.session = Session(app.config, engine_names(), authenticated=getattr(websocket, "lipstream_authenticated", False))
@@ -193,7 +191,7 @@ class Connection:
                     job.video, job.audio, job.start.config,
                     on_fragment=lambda data: self._fragment(job, data),
                     on_progress=lambda event: self._progress(job, event),
-                    output=output, name=f"job-{job.id[:6]}", observe=app.observe,
+                    output=output, observe=app.observe,
                 )
             finally:
                 app.queue.release()

@@ -40,6 +40,16 @@ def file_format(path: Path) -> str:
     return fmt
 
 
+def check_output(output: Path, *inputs: str | Path | BinaryIO) -> None:
+    """Refuse outputs that would overwrite an input or that cannot be written."""
+    file_format(output)
+    for source in inputs:
+        if isinstance(source, (str, Path)) and Path(source).exists() and output.exists() and output.samefile(source):
+            raise InputError(f"the output {output} is one of the inputs; choose another output path")
+    if not output.parent.exists():
+        raise InputError(f"the output folder {output.parent} does not exist; create it or choose another path")
+
+
 class _Collector:
     """A write-only byte sink: the muxer cannot seek, and bytes are taken out as they come."""
 

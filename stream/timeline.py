@@ -9,13 +9,12 @@ pipe). `--fit video` keeps the video's length and cuts or pads the audio;
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Iterator, Literal
+from typing import Iterator
+
+from lipstream.config import Fit
 
 from .frames import Frame
 from .source import DecodedFrame, VideoSource
-
-Fit = Literal["audio", "video", "shortest"]
-FITS: tuple[Fit, ...] = ("audio", "video", "shortest")
 
 
 class Retimer:

@@ -1,9 +1,17 @@
-"""Group a frame stream into overlapping windows (pure: no I/O, no asyncio)."""
+"""Group a frame stream into overlapping windows, with the audio around each (no I/O of its own, no asyncio)."""
 
 from __future__ import annotations
 
 from collections import deque
-from typing import Generic, Iterable, Iterator, TypeVar
+from fractions import Fraction
+from typing import TYPE_CHECKING, Generic, Iterable, Iterator, TypeVar
+
+from .frames import Frame, Window
+
+if TYPE_CHECKING:
+    from lipstream.config import WindowConfig
+
+    from .audio import AudioFeed
 
 T = TypeVar("T")
 
@@ -63,3 +71,23 @@ def plan_windows(items: Iterable[T], size: int, overlap: int) -> Iterator[tuple[
     for item in items:
         yield from planner.push(item)
     yield from planner.finish()
+
+
+def frame_windows(frames: Iterator[Frame], feed: AudioFeed | None, config: WindowConfig) -> Iterator[Window]:
+    """Group frames into windows and attach the audio around each one (`config.audio_margin` either side)."""
+    planner: WindowPlanner[Frame] = WindowPlanner(config.size, config.overlap)
+    margin = Fraction(config.audio_margin).limit_denominator(1000)
+    index = 0
+
+    def make(items: list[Frame], lo: int, hi: int, last: bool) -> Window:
+        nonlocal index
+        span = None if feed is None else feed.span(items[0].time - margin, items[-1].time + margin)
+        index += 1
+        return Window(index - 1, tuple(items), lo, hi, span, last)
+
+    for frame in frames:
+        for items, lo, hi in planner.push(frame):
+            yield make(items, lo, hi, False)
+    rest = planner.finish()
+    for n, (items, lo, hi) in enumerate(rest):
+        yield make(items, lo, hi, n == len(rest) - 1)

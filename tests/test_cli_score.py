@@ -23,9 +23,9 @@ from media import SAMPLE_AUDIO, SAMPLE_VIDEO, index_image, tone_samples, write_i
 
 from lipstream.models.syncnet_color import SyncNetColor
 from lipstream.models.wav2lip_mel import melspectrogram
-from lipstream.pipeline.lse import OffsetSearch, search_offsets
-from lipstream.pipeline.sync_score import score_sync
-from lipstream.pipeline.syncnet_inputs import audio_windows, grid_frames, lower_face
+from lipstream.pipeline.metrics.lse import OffsetSearch, search_offsets
+from lipstream.pipeline.metrics.sync_score import score_sync
+from lipstream.pipeline.metrics.syncnet_inputs import audio_windows, grid_frames, lower_face
 from lipstream.stream.audio import AudioInput
 from lipstream.stream.source import VideoSource
 
@@ -176,7 +176,8 @@ def test_score_on_the_sample(tmp_path, filled_weights, monkeypatch):
     assert data["frames"] == 100 and data["windows"] == 96 and data["face_windows"] == 96
     assert data["offsets"] == list(range(-15, 16)) and len(data["distances"]) == 31
     assert data["pairs"][15] == 96 and all(d is not None and 0 <= d <= 2 for d in data["distances"])
-    assert data["lse_d"] == min(data["distances"]) and data["lse_c"] >= 0
+    assert data["lse_d"] == min(data["distances"])
+    assert data["lse_c"] == pytest.approx(float(np.median(data["distances"])) - min(data["distances"]), abs=1e-9)
     assert data["offset"] == data["offsets"][int(np.argmin(data["distances"]))]
     assert data["offset_seconds"] == data["offset"] / 25
 
@@ -221,7 +222,7 @@ def test_score_reads_the_video_own_audio_track(tmp_path, filled_weights):
 
 def test_score_errors_are_one_line(tmp_path, filled_weights):
     line = error_line(score_cli(SAMPLE_VIDEO, SAMPLE_AUDIO, "--weights", tmp_path, tmp_path=tmp_path))
-    assert "lipsync_expert.pth (syncnet_color) not found" in line and "weights fetch syncnet_color" in line
+    assert "lipsync_expert.pth (syncnet_color) not found" in line and "github.com/Rudrabha/Wav2Lip" in line and "weights fetch" not in line
 
     line = error_line(score_cli(SAMPLE_VIDEO, "--weights", filled_weights, tmp_path=tmp_path))
     assert "has no audio track" in line

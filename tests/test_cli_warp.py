@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from lipstream.pipeline.lipsync_metric import decode_rgb, lipsync_score, outside_box, psnr, read_audio, silence_ratio, video_openings
+from lipstream.pipeline.metrics.lipsync_metric import decode_rgb, lipsync_score, outside_box, psnr, read_audio, silence_ratio, video_openings
 from media import DATA, run_cli, write_wav
 
 CLIPS = {"demo1": (DATA / "sample.mp4", DATA / "sample.wav"), "demo2": (DATA / "demo2_excerpt.mp4", DATA / "demo2_excerpt.wav")}

@@ -88,20 +88,25 @@ def test_list_shows_needs_and_found_files(tmp_path, env):
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["dirs"] == [str(tmp_path / "w"), str(tmp_path / "cache" / "lipstream")]
-    assert data["engines"]["score"] == {"needs": ["syncnet_color"], "missing": [], "ready": True}
+    assert data["engines"]["score"] == {"needs": [["syncnet_color"]], "missing": [], "ready": True}
+    assert data["engines"]["wav2lip"]["needs"] == [["wav2lip_gan", "wav2lip"]]
     assert data["engines"]["wav2lip"]["ready"] is False and data["auto"] == "warp"
     (found,) = data["checkpoints"]["syncnet_color"]["files"]
     assert found["path"] == str(tmp_path / "w" / "lipsync_expert.pth") and found["bytes"] == 10
-    assert data["checkpoints"]["gpen512"]["implemented"] is False
     human = weights("list", "--weights", tmp_path / "w", env=env)
     assert human.returncode == 0 and "score      needs syncnet_color: ready" in human.stdout
+    assert "wav2lip    needs wav2lip_gan or wav2lip: missing wav2lip_gan or wav2lip" in human.stdout
+    names = [line.split()[0] for line in human.stdout.splitlines() if line and not line[0].isspace()]
+    assert names.count("enet") == 1, "each checkpoint is listed once, its files below it"
+    assert "no implementation" not in human.stdout
 
 
 def test_verify_reports_and_fails_on_a_bad_file(tmp_path, env):
     torch.save({"state_dict": {"nothing": torch.zeros(1)}}, tmp_path / "lipsync_expert.pth")
     result = weights("verify", "score", "wav2lip", "--weights", tmp_path, "--json", env=env)
     line = one_error_line(result)
-    assert "syncnet_color failed verification" in line and "weights fetch syncnet_color" in line
+    assert "syncnet_color failed verification" in line and "https://github.com/Rudrabha/Wav2Lip" in line
+    assert "weights fetch" not in line  # it has no direct download: never advise a fetch that refuses
     results = {r["name"]: r for r in json.loads(result.stdout)["results"]}
     assert set(results) == {"syncnet_color", "wav2lip"}
     assert results["syncnet_color"]["status"] == "failed" and "does not fit SyncNetColor" in results["syncnet_color"]["detail"]

@@ -62,7 +62,7 @@ def test_default_engine_memory_does_not_grow_with_length(tmp_path):
     several threads' malloc arenas), hence the 25% margin; holding one
     decoded frame per window would add ~145 MB at 180 s, every frame ~3.5 GB.
     """
-    from lipstream.pipeline.lipsync_metric import read_audio
+    from lipstream.pipeline.metrics.lipsync_metric import read_audio
     from media import SAMPLE_AUDIO, SAMPLE_VIDEO, write_wav
 
     speech = read_audio(SAMPLE_AUDIO)

@@ -123,7 +123,7 @@ def bench_face(media: Path, frames: int = 200) -> str:
             timings["detect (full range)"].append(t1 - t0)
             timings["landmarks from detection"].append(t2 - t1)
     from lipstream.config import FaceConfig, WindowConfig
-    from lipstream.pipeline.face_stage import FaceStage
+    from lipstream.pipeline.faces.stage import FaceStage
     from lipstream.stream.frames import Frame, Window
     from lipstream.stream.windows import plan_windows
 

@@ -58,13 +58,15 @@ def networks(weights: Path | None) -> tuple[torch.nn.Module, torch.nn.Module, to
     """(face3d, dnet, enet, template5, expression): official files when --weights is given, else stand-ins."""
     if weights is not None:
         from lipstream.models._loading import load_model
-        from lipstream.pipeline.retalking_engine import load_face3d_data, require_files
+        from lipstream.pipeline.engines import retalking
+        from lipstream.pipeline.engines.base import resolve
+        from lipstream.pipeline.engines.retalking.build import load_face3d_data
 
-        require_files((weights,))
+        resolve(retalking.ENGINE, (weights,))
         template5, expression = load_face3d_data((weights,))
         face3d, dnet, enet = (load_model(n, weights_dirs=(weights,)) for n in TIMED)
         return face3d, dnet, enet, template5, expression
-    sys.path[:0] = [str(TESTS), str(TESTS / "pipeline")]
+    sys.path[:0] = [str(TESTS), str(TESTS / "support")]
     from retalking_fixtures import bfm_landmarks, expression_templates, filled_networks
 
     from lipstream.models._face3d_coeffs import five_points
@@ -132,17 +134,17 @@ def run_engine(video: Path, audio: Path, stages: list, folder: Path) -> tuple[in
     """(frames, wall s, cpu s, thread cpu s per stage) of one job with prebuilt stages."""
     from lipstream.config import SyncConfig
     from lipstream.pipeline import engines
-    from lipstream.pipeline.face_stage import FaceStage
-    from lipstream.pipeline.job import run_sync
-    from lipstream.pipeline.retalking_engine import MIN_OVERLAP
+    from lipstream.pipeline.faces.stage import FaceStage
+    from lipstream.pipeline.jobs.sync import run_sync
+    from lipstream.pipeline.engines.retalking.config import MIN_OVERLAP
 
     metered = [Metered(s) for s in stages]
 
-    def build(config: SyncConfig) -> list:  # type: ignore[type-arg]
+    def build(config: SyncConfig, found: object) -> list:  # type: ignore[type-arg]
         metered.insert(0, Metered(FaceStage(config.face, config.window)))
         return list(metered)
 
-    engines.ENGINES["retalking-bench"] = engines.Engine("retalking-bench", build, "bench", min_overlap=MIN_OVERLAP)
+    engines.ENGINES["retalking-bench"] = engines.Engine("retalking-bench", "bench", build, context=MIN_OVERLAP)
     events = []
     wall, cpu = time.perf_counter(), time.process_time()
     job = run_sync(video, audio, folder / "out.mp4", SyncConfig(engine="retalking-bench"), on_progress=events.append)
@@ -153,7 +155,7 @@ def run_engine(video: Path, audio: Path, stages: list, folder: Path) -> tuple[in
 
 def make_stages(nets: tuple, config) -> list:  # type: ignore[no-untyped-def, type-arg]
     """Fresh stages for every job (the stabiliser keeps per-job state), as the factory builds them."""
-    from lipstream.pipeline.retalking_engine import model_stages
+    from lipstream.pipeline.engines.retalking.build import model_stages
 
     return model_stages(*nets, config)
 
@@ -171,7 +173,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from lipstream.pipeline.retalking_engine import RetalkingConfig
+    from lipstream.pipeline.engines.retalking.config import RetalkingConfig
 
     nets = networks(args.weights)
     face3d, dnet, enet, _, _ = nets

@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     engine = "passthrough"
     if args.stage_delay > 0:
         engine = "bench-delay"
-        ENGINES[engine] = Engine(engine, lambda config: [_Delay(args.stage_delay)], "benchmark: sleeps per window")
+        ENGINES[engine] = Engine(engine, "benchmark: sleeps per window", lambda config, found: [_Delay(args.stage_delay)])
     options = {"engine": engine, "window": args.window, "overlap": args.overlap, "fragment_seconds": args.fragment}
     video, audio = args.video.read_bytes(), args.audio.read_bytes()
     marks = Marks()

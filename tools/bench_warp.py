@@ -28,16 +28,16 @@ HERE = Path(__file__).resolve().parent
 
 def run_job(engine: str, video: Path, audio: Path, out: Path) -> None:
     from lipstream.config import SyncConfig
-    from lipstream.pipeline.job import run_sync
+    from lipstream.pipeline.jobs.sync import run_sync
 
     asyncio.run(run_sync(video, audio, out, SyncConfig(engine=engine)))
 
 
 def face_boxes(path: Path, grow: float = 0.4) -> list[tuple[int, int, int, int] | None]:
     """Per frame, the landmark box grown by `grow` of its size on each side (the face crop's margin)."""
-    from lipstream.pipeline.face_stage import FaceTracker
+    from lipstream.pipeline.faces.stage import FaceTracker
     from lipstream.config import FaceConfig
-    from lipstream.pipeline.lipsync_metric import decode_rgb
+    from lipstream.pipeline.metrics.lipsync_metric import decode_rgb
     from lipstream.stream.frames import Frame
 
     tracker = FaceTracker(FaceConfig())
@@ -55,7 +55,7 @@ def face_boxes(path: Path, grow: float = 0.4) -> list[tuple[int, int, int, int] 
 
 def psnr_outside_faces(warp: Path, passthrough: Path, boxes: list) -> float:
     """PSNR over every pixel outside the face boxes, all frames pooled."""
-    from lipstream.pipeline.lipsync_metric import decode_rgb, outside_box
+    from lipstream.pipeline.metrics.lipsync_metric import decode_rgb, outside_box
 
     total, count = 0.0, 0
     for (_, a), (_, b), box in zip(decode_rgb(warp), decode_rgb(passthrough), boxes):
@@ -69,7 +69,7 @@ def psnr_outside_faces(warp: Path, passthrough: Path, boxes: list) -> float:
 
 def contact_sheet(video: Path, output: Path, boxes: list, path: Path, count: int = 8, tile: int = 256) -> None:
     """Input (top) and output (bottom) face crops at `count` evenly spaced frames."""
-    from lipstream.pipeline.lipsync_metric import decode_rgb
+    from lipstream.pipeline.metrics.lipsync_metric import decode_rgb
 
     usable = [i for i, b in enumerate(boxes) if b is not None]
     picks = set(np.array(usable)[np.linspace(0, len(usable) - 1, count).astype(int)].tolist()) if usable else set()
@@ -91,7 +91,7 @@ def contact_sheet(video: Path, output: Path, boxes: list, path: Path, count: int
 
 
 def quality(name: str, media: Path, out: Path, warp: Path, passthrough: Path) -> list[str]:
-    from lipstream.pipeline.lipsync_metric import lipsync_score, read_audio, silence_ratio, video_openings
+    from lipstream.pipeline.metrics.lipsync_metric import lipsync_score, read_audio, silence_ratio, video_openings
 
     video, audio = media / f"{name}_video.mp4", media / f"{name}_audio.wav"
     samples = read_audio(audio)

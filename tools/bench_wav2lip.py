@@ -29,9 +29,11 @@ import torch
 from lipstream.config import SyncConfig
 from lipstream.models.wav2lip import Wav2Lip
 from lipstream.pipeline import engines
-from lipstream.pipeline.job import run_sync
+from lipstream.pipeline.jobs.sync import run_sync
 from lipstream.pipeline.progress import ProgressEvent
-from lipstream.pipeline.wav2lip_engine import Wav2LipConfig, Wav2LipStage, wav2lip_stages
+from lipstream.pipeline.engines import wav2lip as wav2lip_engine
+from lipstream.pipeline.engines.wav2lip.config import Wav2LipConfig
+from lipstream.pipeline.engines.wav2lip.stage import Wav2LipStage
 from lipstream.stream.audio import AudioInput
 
 HERE = Path(__file__).resolve().parent
@@ -106,7 +108,13 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     engine = Wav2LipConfig(batch_size=args.batch)
-    bench = engines.Engine(ENGINE, lambda config: wav2lip_stages(config, engine), "wav2lip with --batch", min_overlap=engine.min_overlap)
+    bench = engines.Engine(
+        ENGINE,
+        "wav2lip with --batch",
+        lambda config, found: wav2lip_engine.build(config, found, engine),
+        context=engine.min_overlap,
+        checkpoints=wav2lip_engine.ENGINE.checkpoints,
+    )
     engines.ENGINES[ENGINE] = bench
     clock = NetworkClock()
     with tempfile.TemporaryDirectory() as tmp:

@@ -13,13 +13,7 @@ from lipstream.console import Console
 from lipstream.errors import InputError
 from lipstream.stream.frames import Frame
 
-
-def _point(text: str) -> tuple[float, float]:
-    try:
-        x, y = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected X,Y in frame pixels, got {text!r}") from None
-    return x, y
+from ._args import TARGET_HELP, target
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -27,7 +21,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     faces.add_argument("video", help="video file, or - for stdin")
     faces.add_argument("--overlay", type=Path, help="also write the video with boxes, crop and lip points drawn")
     faces.add_argument("--landmarks", action="store_true", help="include the 468 landmarks (frame pixels) per frame")
-    faces.add_argument("--target", type=_point, help="X,Y: follow the face nearest this point of the first frame with faces (default: the largest)")
+    faces.add_argument("--target", type=target, help=TARGET_HELP)
     faces.add_argument("--detector", choices=("full", "short"), default="full", help="full range finds small faces; short is faster on close-ups")
     faces.add_argument("--json", action="store_true", help="progress as JSON lines on stderr")
     faces.set_defaults(handler=run)
@@ -50,7 +44,7 @@ def record(frame: Frame, landmarks: bool) -> dict[str, object]:
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    from lipstream.pipeline.faces_job import run_faces
+    from lipstream.pipeline.jobs.faces import run_faces
 
     if args.overlay is not None and args.video != "-" and not Path(args.video).exists():
         raise InputError(f"video file not found: {args.video} (check the path)")

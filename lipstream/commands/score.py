@@ -32,7 +32,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    from lipstream.pipeline.sync_score import score_sync
+    from lipstream.pipeline.metrics.sync_score import score_sync
 
     result = score_sync(
         args.video,

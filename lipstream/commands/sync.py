@@ -7,13 +7,12 @@ import asyncio
 import sys
 from pathlib import Path
 
-from lipstream.config import EncodeConfig, SyncConfig, WindowConfig
+from lipstream.config import FITS, QUALITIES, EncodeConfig, FaceConfig, SyncConfig, WindowConfig
 from lipstream.console import Console
 from lipstream.errors import InputError
 from lipstream.pipeline.engines import AUTO, ENGINES
-from lipstream.stream.timeline import FITS
 
-from ._args import non_negative, positive
+from ._args import TARGET_HELP, non_negative, positive, target
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -31,13 +30,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     sync.add_argument("--tune", choices=("zerolatency", "film", "animation"), help="libx264 tune; zerolatency makes streamed output start sooner")
     sync.add_argument("--device", default="cpu", help="torch device for model stages, e.g. cuda:0 (default: %(default)s)")
     sync.add_argument("--weights", type=Path, action="append", default=[], metavar="DIR", help="folder with checkpoints, searched before $LIPSTREAM_WEIGHTS and the cache (repeatable)")
-    sync.add_argument("--quality", choices=("fast", "balanced", "best"), default="balanced", help="retalking: fast generates at reduced size and rate (~3-4x faster); best = balanced until enhancers exist")
+    sync.add_argument("--quality", choices=QUALITIES, default="balanced", help="retalking: fast generates at reduced size and rate (~3-4x faster); best = balanced until enhancers exist")
+    sync.add_argument("--target", type=target, help=TARGET_HELP)
     sync.add_argument("--json", action="store_true", help="JSON lines on stderr instead of a progress bar")
     sync.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    from lipstream.pipeline.job import run_sync
+    from lipstream.pipeline.jobs.sync import run_sync
 
     if args.video == "-" and args.audio == "-":
         raise InputError("VIDEO and AUDIO cannot both be stdin; pass one of them as a file")
@@ -49,6 +49,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         quality=args.quality,
         window=WindowConfig(size=args.window, overlap=args.overlap),
         encode=EncodeConfig(preset=args.preset, crf=args.crf, tune=args.tune, container=args.container),
+        face=FaceConfig(target=args.target),
     )
     video = sys.stdin.buffer if args.video == "-" else Path(args.video)
     audio = sys.stdin.buffer if args.audio == "-" else Path(args.audio)
@@ -56,7 +57,14 @@ def run(args: argparse.Namespace, console: Console) -> int:
     result = asyncio.run(run_sync(video, audio, output, config, on_progress=console.progress))
     where = "stdout" if result.output is None else str(result.output)
     console.done(
-        {"frames": result.frames, "video_duration": float(result.video_duration), "audio_duration": float(result.audio_duration), "output": where},
-        f"wrote {result.frames} frames ({float(result.video_duration):.2f} s) to {where}",
+        {
+            "frames": result.frames,
+            "video_duration": float(result.video_duration),
+            "audio_duration": float(result.audio_duration),
+            "output": where,
+            "engine": result.engine,
+            "checkpoints": result.checkpoints,
+        },
+        f"wrote {result.frames} frames ({float(result.video_duration):.2f} s) to {where} with the {result.engine} engine",
     )
     return 0

@@ -56,18 +56,28 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
 
+def _requirements() -> dict[str, tuple[str, ...]]:
+    """Checkpoint names each engine (and the `score` tool) can use, alternatives included."""
+    from lipstream.pipeline.engines import ENGINES
+    from lipstream.pipeline.metrics.sync_score import CHECKPOINTS as SCORE
+
+    needs = {name: tuple(n for req in e.checkpoints for n in req) for name, e in ENGINES.items() if e.checkpoints}
+    return {**needs, "score": SCORE}
+
+
 def _expand(names: list[str]) -> list[str]:
     """Checkpoint names, with engine names replaced by what the engine needs; order kept, no repeats."""
-    from lipstream.models._registry import CHECKPOINTS, REQUIREMENTS
+    from lipstream.models._registry import CHECKPOINTS
 
+    requirements = _requirements()
     out: list[str] = []
     for name in names:
         if name in CHECKPOINTS:
             items: tuple[str, ...] = (name,)
-        elif name in REQUIREMENTS:
-            items = REQUIREMENTS[name]
+        elif name in requirements:
+            items = requirements[name]
         else:
-            known = ", ".join(sorted(CHECKPOINTS) + sorted(REQUIREMENTS))
+            known = ", ".join(sorted(CHECKPOINTS) + sorted(requirements))
             raise InputError(f"unknown checkpoint or engine {name!r}; choose from: {known}")
         out += [item for item in items if item not in out]
     return out
@@ -86,22 +96,26 @@ def _mb(size: int) -> str:
 
 
 def run_list(args: argparse.Namespace, console: Console) -> int:
-    from lipstream.models._registry import CHECKPOINTS, REQUIREMENTS, available_engines, find_file, search_dirs
+    from lipstream.models._registry import CHECKPOINTS, find_file, search_dirs
+    from lipstream.pipeline.engines import ENGINES, available
+    from lipstream.pipeline.metrics.sync_score import CHECKPOINTS as SCORE
 
     dirs = search_dirs(args.weights)
     found = {name: [find_file(f, dirs) for f in entry.files] for name, entry in CHECKPOINTS.items()}
-    ready = available_engines(args.weights)
-    data: dict[str, Any] = {"dirs": [str(d) for d in dirs], "auto": ready[0] if ready else "warp", "engines": {}, "checkpoints": {}}
+    auto = available(args.weights)[0].name
+    data: dict[str, Any] = {"dirs": [str(d) for d in dirs], "auto": auto, "engines": {}, "checkpoints": {}}
     lines = ["weights folders, searched in this order:", *(f"  {d}" for d in dirs), ""]
-    for engine, needs in REQUIREMENTS.items():
-        missing = [n for n in needs if None in found[n]]
-        data["engines"][engine] = {"needs": list(needs), "missing": missing, "ready": not missing}
+    needs_of = {name: e.checkpoints for name, e in ENGINES.items() if e.checkpoints}
+    needs_of["score"] = (SCORE,)
+    for engine, needs in needs_of.items():
+        missing = [" or ".join(req) for req in needs if all(None in found[n] for n in req)]
+        data["engines"][engine] = {"needs": [list(req) for req in needs], "missing": missing, "ready": not missing}
         state = "ready" if not missing else f"missing {', '.join(missing)}"
-        lines.append(f"{engine:<10} needs {', '.join(needs)}: {state}")
-    lines += [f"--engine auto would use: {data['auto']}", ""]
+        lines.append(f"{engine:<10} needs {', '.join(' or '.join(req) for req in needs)}: {state}")
+    lines += [f"--engine auto would use: {auto}", ""]
     for name, entry in CHECKPOINTS.items():
         files = []
-        for spec, path in zip(entry.files, found[name]):
+        for n, (spec, path) in enumerate(zip(entry.files, found[name])):
             files.append(
                 {
                     "file": spec.relpath,
@@ -119,13 +133,11 @@ def run_list(args: argparse.Namespace, console: Console) -> int:
                 where = f"missing (lipstream weights fetch {name})"
             else:
                 where = f"missing (get it from {spec.pages[0] if spec.pages else 'its authors'})"
-            lines.append(f"{name:<16} {spec.relpath:<32} {where}")
-        note = "" if entry.implemented else "  [no implementation yet]"
-        lines.append(f"{'':<16} licence: {entry.licence}{note}")
+            lines.append(f"{name if n == 0 else '':<16} {spec.relpath:<32} {where}")
+        lines.append(f"{'':<16} {entry.title}; licence: {entry.licence}")
         data["checkpoints"][name] = {
             "title": entry.title,
             "kind": entry.kind,
-            "implemented": entry.implemented,
             "num_params": entry.num_params,
             "licence": entry.licence,
             "files": files,
@@ -153,7 +165,9 @@ def run_verify(args: argparse.Namespace, console: Console) -> int:
     _print({"results": [r.to_dict() for r in results]}, lines, args.json)
     failed = [r.name for r in results if r.status == "failed"]
     if failed:
-        console.error(f"{', '.join(failed)} failed verification (see above); fetch them again with `lipstream weights fetch {' '.join(failed)}`")
+        from lipstream.models._registry import how_to_get
+
+        console.error(f"{', '.join(failed)} failed verification (see above); to replace them, {how_to_get(failed)}")
         return EXIT_FAILED
     return 0
 

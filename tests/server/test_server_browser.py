@@ -52,7 +52,7 @@ def wait_until(page, expression, timeout):
 def test_preview_plays_before_the_job_ends(tmp_path, monkeypatch):
     sync_playwright = browser_or_skip()
     # About 33 windows of 3 new frames at 0.1 s each: the job takes ~3.5 s, a little faster than real time.
-    monkeypatch.setitem(ENGINES, "slow", Engine("slow", lambda config: [SlowPassthrough(0.1)], "test: passthrough, slowly"))
+    monkeypatch.setitem(ENGINES, "slow", Engine("slow", "test: passthrough, slowly", lambda config, found: [SlowPassthrough(0.1)]))
     with ServerThread(ServerConfig(port=0, work_dir=tmp_path, idle_timeout=1.0)) as running, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM if CHROMIUM.exists() else shutil.which("chromium")), args=CHROMIUM_ARGS)
         try:

@@ -18,12 +18,15 @@ SLOW = {"engine": "slow", "window": 4, "overlap": 1}  # about 33 windows
 @pytest.fixture
 def slow_engine(monkeypatch):
     started = threading.Event()
-    monkeypatch.setitem(ENGINES, "slow", Engine("slow", lambda config: [SlowPassthrough(0.05, started)], "test: passthrough, slowly"))
+    monkeypatch.setitem(ENGINES, "slow", Engine("slow", "test: passthrough, slowly", lambda config, found: [SlowPassthrough(0.05, started)]))
     return started
 
 
 def job_threads():
-    return [t for t in threading.enumerate() if t.name.startswith("lipstream-job-")]
+    """What a running job holds: its task on the server loop and its decode/encode/stage threads."""
+    tasks = [t for t in asyncio.all_tasks() if t.get_name().startswith("lipstream-job-") and not t.done()]
+    threads = [t for t in threading.enumerate() if t.name.startswith(("lipstream-decode", "lipstream-encode", "lipstream-stage"))]
+    return tasks + threads
 
 
 async def closed_code(client, timeout=10):
@@ -128,7 +131,7 @@ def test_a_client_leaving_mid_job_cancels_it_and_its_files_go(tmp_path, slow_eng
         job = await client.start_upload(VIDEO, AUDIO, **SLOW)
         while not isinstance(await client.recv(), bytes):  # wait for output to flow
             pass
-        assert len(list(running.app.jobs_dir.iterdir())) == 1 and len(job_threads()) == 1
+        assert len(list(running.app.jobs_dir.iterdir())) == 1 and job_threads()
         client.ws.transport.abort()  # vanish without a close frame
         for _ in range(200):
             if not list(running.app.jobs_dir.iterdir()) and not job_threads():

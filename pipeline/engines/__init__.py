@@ -1,0 +1,79 @@
+"""Engines: named recipes of stages for a lip-sync job, one table.
+
+Each engine declares its facts once, in its own package (`warp/`,
+`wav2lip/`, `retalking/`): how to build its stages, the window context they
+read, the checkpoints they need and its rank for `auto`. Helpers every
+engine may use live in `shared/`; no engine imports another. Building is
+lazy: choosing `passthrough` never imports a network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterable
+
+from lipstream.config import SyncConfig
+from lipstream.errors import InputError
+
+from ..stage import Passthrough, Stage
+from . import retalking, warp, wav2lip
+from .base import Engine, Found, missing_requirements, resolve
+
+__all__ = ["AUTO", "ENGINES", "Engine", "Plan", "available", "build_stages", "choose"]
+
+
+def _faces(config: SyncConfig, found: Found) -> list[Stage]:
+    from ..faces.stage import FaceStage
+
+    return [FaceStage(config.face, config.window)]
+
+
+ENGINES: dict[str, Engine] = {
+    e.name: e
+    for e in (
+        Engine("passthrough", "leave the video as it is (proves the path)", lambda config, found: [Passthrough()]),
+        Engine("faces", "track the target only; pixels untouched (for inspection and benchmarks)", _faces),
+        warp.ENGINE,
+        wav2lip.ENGINE,
+        retalking.ENGINE,
+    )
+}
+AUTO = "auto"
+
+
+def available(weights: Iterable[str | Path] = ()) -> list[Engine]:
+    """Engines `auto` may take whose checkpoints are all found, best first."""
+    ranked = sorted((e for e in ENGINES.values() if e.rank is not None), key=lambda e: -(e.rank or 0))
+    return [e for e in ranked if not missing_requirements(e, weights)]
+
+
+def choose(config: SyncConfig) -> Engine:
+    """The engine `config.engine` names; for `auto` the best one whose checkpoints are present."""
+    if config.engine == AUTO:
+        return available(config.weights)[0]  # warp needs nothing, so the list is never empty
+    engine = ENGINES.get(config.engine)
+    if engine is None:
+        raise InputError(f"unknown engine {config.engine!r}; choose one of: {', '.join(sorted([AUTO, *ENGINES]))}")
+    return engine
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a job runs: the engine, the configuration it needs (windows widened), its stages, the files it loaded."""
+
+    engine: Engine
+    config: SyncConfig
+    stages: list[Stage]
+    found: Found
+
+
+def build_stages(config: SyncConfig) -> Plan:
+    """Resolve the engine and its checkpoints, widen the windows to its context, build its stages once."""
+    engine = choose(config)
+    found = resolve(engine, config.weights)
+    if config.window.overlap < engine.context:
+        window = replace(config.window, overlap=engine.context, size=max(config.window.size, engine.context + 8))
+        config = replace(config, window=window)
+    config = replace(config, engine=engine.name)
+    return Plan(engine, config, engine.build(config, found), found)

@@ -1,0 +1,1 @@
+"""lipstream.pipeline.engines.shared"""

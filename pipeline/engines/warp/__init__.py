@@ -1,0 +1,18 @@
+"""The embedded engine: the mouth re-articulated from the audio by geometry (`stage.py`); needs no weights."""
+
+from __future__ import annotations
+
+from lipstream.config import SyncConfig
+
+from ...stage import Stage
+from ..base import Engine, Found
+
+
+def build(config: SyncConfig, found: Found) -> list[Stage]:
+    from ...faces.stage import FaceStage
+    from .stage import WarpLips
+
+    return [FaceStage(config.face, config.window), WarpLips(config)]
+
+
+ENGINE = Engine("warp", "re-animate the mouth from the audio with geometry; needs no weights", build, rank=10)

@@ -1,0 +1,121 @@
+"""The Wav2Lip engine (`--engine wav2lip`): re-draw the lower face of the tracked speaker.
+
+Per owned frame with a face: a box around the face from the FaceMesh
+landmarks (see `face_box`), cut and resized to 96x96, the lower half
+blanked, stacked with the same crop unmasked as the reference (what Wav2Lip
+inference does: the pose and lighting of the frame itself, at the price of
+the original mouth leaking a little into the result), and the 16-column mel
+window starting at the frame's exact time. The network runs in batches on
+the job's device; the generated face is resized back to the box and blended
+into the frame through a Laplacian pyramid under a feathered lower-face mask
+(not Wav2Lip's hard rectangle), scaled by the face's fade weight.
+
+Nothing outside the face's crop changes: the box is clamped to the crop and
+the blend never writes outside the box. Frames without a face, or with
+weight 0, pass through as they are (the same Frame objects). Context frames
+are never edited; only owned frames leave the stage changed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from lipstream.errors import PipelineError
+from lipstream.stream.frames import Frame, Window
+
+from ..shared.blend import blend_region
+from ..shared.face_region import Box, editable, face_box, lower_face_mask
+from ..shared.mel import mel_windows
+from .config import Wav2LipConfig
+
+log = logging.getLogger(__name__)
+
+__all__ = ["SIZE", "Wav2LipStage"]
+
+SIZE = 96  # Wav2Lip's input and output side
+
+
+class Wav2LipStage:
+    """Stage: Wav2Lip generation and blending for the owned frames of each window.
+
+    `network` is a built Wav2Lip (official weights from the registry, or any
+    filled module in tests), already on `device`; it is only run, never
+    changed, so one cached module can serve several jobs.
+    """
+
+    name = "wav2lip"
+
+    def __init__(self, network: nn.Module, config: Wav2LipConfig = Wav2LipConfig(), *, device: str = "cpu") -> None:
+        if network.training:
+            raise ValueError("pass the Wav2Lip network in eval mode (BatchNorm must use its running statistics)")
+        self.network = network
+        self.config = config
+        self.device: str | None = device
+        self._device = torch.device(device)
+        self._dtype = next(network.parameters()).dtype
+        log.debug("wav2lip stage on %s, %s, batches of %d", device, self._dtype, config.batch_size)
+
+    def __call__(self, window: Window) -> Window:
+        frames = list(window.frames)
+        todo: list[tuple[int, Box]] = []
+        for k in range(window.own_start, window.own_stop):
+            if editable(frames[k].face):
+                box = face_box(frames, k, pads=self.config.pads, smooth=self.config.smooth)
+                if box is not None:
+                    todo.append((k, box))
+        if not todo:
+            return window
+        if window.audio is None:
+            raise PipelineError("the wav2lip engine needs the new audio with every window; the job attached none")
+        faces = np.stack([_network_input(frames[k].rgb_region(box)) for k, box in todo])
+        mels = mel_windows(window.audio, [frames[k].time for k, _ in todo])
+        generated = self.generate(faces, mels)
+        for (k, box), face in zip(todo, generated):
+            frames[k] = self._paste(frames[k], box, face)
+        return window.with_frames(frames)
+
+    def generate(self, faces: np.ndarray, mels: np.ndarray) -> np.ndarray:
+        """Run the network: faces (N, 6, 96, 96) BGR in [0, 1], mels (N, 80, 16) -> (N, 96, 96, 3) RGB in [0, 255]."""
+        out = []
+        step = self.config.batch_size
+        with torch.inference_mode():
+            for i in range(0, len(faces), step):
+                face = torch.from_numpy(faces[i : i + step])
+                mel = torch.from_numpy(mels[i : i + step])[:, None]
+                real = len(face)
+                if real == 1:
+                    # oneDNN takes another convolution path for a batch of one, which changes
+                    # the last bits; a batch of two keeps every frame independent of batching.
+                    face, mel = face.repeat(2, 1, 1, 1), mel.repeat(2, 1, 1, 1)
+                pred = self.network(mel.to(self._device, self._dtype), face.to(self._device, self._dtype))
+                out.append(pred[:real].float().cpu().numpy())
+        bgr = np.concatenate(out).transpose(0, 2, 3, 1)
+        return np.ascontiguousarray(bgr[..., ::-1]) * np.float32(255.0)
+
+    def _paste(self, frame: Frame, box: Box, generated: np.ndarray) -> Frame:
+        face = frame.face
+        assert face is not None and face.landmarks is not None
+        x0, y0, x1, y1 = box
+        resized = cv2.resize(generated, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+        src = np.clip(np.rint(resized), 0, 255).astype(np.uint8)
+        mask = lower_face_mask(face.landmarks, box, self.config.feather)
+        if face.weight < 1.0:
+            mask *= np.float32(face.weight)
+        return frame.with_patch(box, blend_region(frame.rgb_region(box), src, mask))
+
+
+def _network_input(face: np.ndarray) -> np.ndarray:
+    """(6, 96, 96) float32 from the RGB face crop: the masked crop then the reference crop, BGR in [0, 1]."""
+    crop = face[:, :, ::-1]
+    # INTER_AREA when shrinking: Wav2Lip was trained on low-resolution faces, not aliased ones.
+    shrink = face.shape[1] > SIZE and face.shape[0] > SIZE
+    small = cv2.resize(np.ascontiguousarray(crop), (SIZE, SIZE), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    reference = small.transpose(2, 0, 1).astype(np.float32) / np.float32(255.0)
+    masked = reference.copy()
+    masked[:, SIZE // 2 :, :] = 0.0
+    return np.concatenate([masked, reference])

@@ -1,0 +1,177 @@
+"""The face stage: find the target speaker once, follow it, give every frame its `Face`.
+
+Landmarks are computed once per frame (context frames shared by two windows
+are not analysed twice) and every later stage reuses them. Tracking runs
+FaceMesh from the previous frame's landmarks and falls back to the detector
+only when the face-presence score drops or the identity gate rejects the
+face; the target never changes to another person.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from lipstream.config import FaceConfig, WindowConfig
+from lipstream.models.blazeface import BlazeFace
+from lipstream.models.face_types import Landmarks
+from lipstream.models.facemesh import FaceMesh, FaceRoi, warp_crop, warp_crop_i420
+from lipstream.stream.frames import Face, Frame, Window
+
+from .crop import CropSmoother
+from .identity import IdentityGate, box_of, choose_initial, signature
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Observation:
+    points: np.ndarray  # (468, 3) frame pixels
+    presence: float
+    box: np.ndarray  # (4,) x0 y0 x1 y1 of the landmarks
+
+
+class FaceTracker:
+    """Per-frame target observations, in frame order (holds the models and the identity)."""
+
+    def __init__(self, config: FaceConfig) -> None:
+        self.config = config
+        self.detector = BlazeFace(config.detector, num_threads=config.threads)
+        self.mesh = FaceMesh(num_threads=config.threads)
+        self.gate = IdentityGate()
+        self._last: Landmarks | None = None
+        self._count = 0
+
+    def observe(self, frame: Frame) -> Observation | None:
+        """The target in `frame`, or None; call once per frame, in order."""
+        periodic = self.config.detect_every > 0 and self._count % self.config.detect_every == 0
+        self._count += 1
+        if self._last is not None and not periodic:
+            found = self._track(frame, self.mesh.roi(self._last))
+            if found is not None:
+                return found
+        target = self.config.target
+        if not self.gate.started and target is not None and frame.time < target.time:
+            return None  # the chosen speaker is looked for from its time on
+        rgb = frame.rgb()  # the detector needs the whole picture: only when the target is lost
+        detections = self.detector.detect_frame(rgb)
+        if not self.gate.started:
+            first = choose_initial(detections, None if target is None else (target.x, target.y))
+            candidates = [] if first is None else [first]
+        else:
+            centre = self.gate.predicted_centre()
+            candidates = sorted(detections, key=lambda d: np.hypot(d.center[0] - centre[0], d.center[1] - centre[1]))
+        for detection in candidates:
+            found = self._track(frame, self.mesh.roi(detection))
+            if found is not None:
+                return found
+        self.gate.miss()
+        self._last = None
+        return None
+
+    def _track(self, frame: Frame, roi: FaceRoi) -> Observation | None:
+        """Landmarks inside `roi`, accepted if they are the target; only the crop's pixels are converted."""
+        crop = self._crop(frame, roi)
+        if crop is None:
+            return None
+        marks = self.mesh.infer(crop, roi)
+        if marks.presence < self.config.presence:
+            return None
+        look = signature(crop, roi.to_crop(marks.points))
+        points = np.asarray(marks.points)
+        box_of_points = box_of(points)
+        if not self.gate.fits(box_of_points, look):
+            return None
+        self.gate.accept(box_of_points, look)
+        self._last = marks
+        return Observation(points, marks.presence, box_of_points)
+
+    @staticmethod
+    def _crop(frame: Frame, roi: FaceRoi) -> np.ndarray | None:
+        """FaceMesh's input for `roi`: from the decoded planes when possible, else from the RGB around the ROI."""
+        if not roi.size > 1.0:
+            return None
+        planes = frame.i420_planes()
+        if planes is not None:
+            return warp_crop_i420(planes, roi)
+        reach = 0.75 * roi.size  # half-diagonal of the rotated square, rounded up
+        x0, y0 = int(np.floor(roi.cx - reach)), int(np.floor(roi.cy - reach))
+        box = (x0, y0, int(np.ceil(roi.cx + reach)) + 1, int(np.ceil(roi.cy + reach)) + 1)
+        ox, oy = max(x0, 0), max(y0, 0)
+        region = frame.rgb_region(box)
+        if region.shape[0] < 2 or region.shape[1] < 2:
+            return None
+        return warp_crop(region, FaceRoi(roi.cx - ox, roi.cy - oy, roi.size, roi.angle))
+
+
+class FaceStage:
+    """Sets `frame.face` on every frame of a window (None where the target is absent)."""
+
+    name = "face"
+    device: str | None = None
+
+    def __init__(self, config: FaceConfig = FaceConfig(), window: WindowConfig = WindowConfig()) -> None:
+        self.config = config
+        lookahead = window.overlap - window.overlap // 2
+        self.fade = max(0, min(config.fade, lookahead))
+        self._tracker: FaceTracker | None = None
+        self._smoother: CropSmoother | None = None
+        self._observed: dict[int, Observation | None] = {}
+        self._final: dict[int, Face | None] = {}
+        self._run = 1 << 30  # face frames in a row before the next owned frame
+
+    def __call__(self, window: Window) -> Window:
+        if self._tracker is None:
+            self._tracker = FaceTracker(self.config)
+            self._smoother = CropSmoother(window.frames[0].size, self.config.crop)
+        assert self._smoother is not None
+        for frame in window.frames:
+            if frame.index not in self._observed:
+                self._observed[frame.index] = self._tracker.observe(frame)
+        owned = window.owned
+        after = window.frames[window.own_stop :]
+        obs = [self._observed[f.index] for f in owned]
+        crops = self._smoother.update([o.box if o else None for o in obs], [self._box(f) for f in after])
+        present_after = [self._observed[f.index] is not None for f in after]
+        for k, (frame, o, crop) in enumerate(zip(owned, obs, crops)):
+            if o is None or crop is None:
+                self._final[frame.index] = None
+                self._run = 0
+                continue
+            self._run += 1
+            ahead = _faces_ahead([x is not None for x in obs[k + 1 :]] + present_after)
+            weight = 1.0 if self.fade == 0 else min(1.0, self._run / (self.fade + 1), (ahead + 1) / (self.fade + 1))
+            self._final[frame.index] = self._face(o, crop, weight)
+        provisional = crops[-1] if crops and crops[-1] is not None else None
+        frames = [self._with_face(f, provisional) for f in window.frames]
+        oldest = window.frames[0].index  # later windows never reach further back
+        for cache in (self._observed, self._final):
+            for index in [i for i in cache if i < oldest]:
+                del cache[index]
+        return window.with_frames(frames)
+
+    def _box(self, frame: Frame) -> np.ndarray | None:
+        o = self._observed.get(frame.index)
+        return None if o is None else o.box
+
+    def _face(self, o: Observation, crop: tuple[int, int, int, int], weight: float) -> Face:
+        x0, y0, x1, y1 = (float(v) for v in o.box)
+        return Face((x0, y0, x1, y1), o.points, o.presence, crop, weight, small=(x1 - x0) < self.config.min_face)
+
+    def _with_face(self, frame: Frame, provisional: tuple[int, int, int, int] | None) -> Frame:
+        if frame.index in self._final:
+            return frame.with_face(self._final[frame.index])
+        o = self._observed[frame.index]
+        if o is None or provisional is None:
+            return frame.with_face(None)
+        return frame.with_face(self._face(o, provisional, 1.0))
+
+
+def _faces_ahead(present: list[bool]) -> int:
+    """Face frames in a row after the current one; unbounded when no gap is in sight."""
+    for n, p in enumerate(present):
+        if not p:
+            return n
+    return 1 << 30
