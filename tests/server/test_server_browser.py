@@ -65,6 +65,8 @@ def test_preview_plays_before_the_job_ends(tmp_path, monkeypatch):
             wait_until(page, "window.lipstream.closes === 1", 10)
             page.set_input_files("#video", str(SAMPLE_VIDEO))
             page.set_input_files("#audio", str(SAMPLE_AUDIO))
+            # a fresh page starts on the engine that changes something: auto, not passthrough
+            assert page.input_value("#engine") == "auto" and page.input_value("#quality") == "balanced"
             page.select_option("#engine", "slow")
             page.fill("#window", "4")
             page.fill("#overlap", "1")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from lipstream.config import Target
 from lipstream.server import ServerConfig
 from lipstream.server.protocol import (
     FALLBACK_CODECS,
@@ -53,6 +54,16 @@ def test_start_with_uploads_builds_the_job_config():
     assert (config.engine, config.fit, config.device) == ("other", "shortest", "cuda:1")
     assert (config.window.size, config.window.overlap) == (12, 3)
     assert (config.encode.crf, config.encode.preset, config.encode.container, config.encode.fragment_seconds) == (20, "ultrafast", "mp4", 0.25)
+
+
+def test_target_and_quality_options():
+    config = session().receive_text(start(options={"quality": "fast", "target": {"x": 470, "y": 180.5, "time": 2}})).config
+    assert config.quality == "fast" and config.face.target == Target(470.0, 180.5, 2.0)
+    assert session().receive_text(start(options={"target": {"x": 1, "y": 2}})).config.face.target == Target(1.0, 2.0, 0.0)
+    assert session().receive_text(start()).config.face.target is None
+    for bad in ({"x": 1}, {"x": 1, "y": 2, "z": 3}, {"x": "1", "y": 2}, {"x": 1, "y": 2, "time": -1}, [1, 2], {"x": True, "y": 2}):
+        refused(session(), start(options={"target": bad}), "bad_option")
+    refused(session(), start(options={"quality": "ultra"}), "bad_option")
 
 
 def test_small_window_without_overlap_gets_a_valid_overlap():
