@@ -172,7 +172,8 @@ def _fit(module: nn.Module, state: dict[str, torch.Tensor], entry: Checkpoint, p
 
 
 def _build(entry: Checkpoint, paths: Sequence[Path]) -> nn.Module:
-    module = getattr(_module(entry), entry.network)()  # type: ignore[arg-type]
+    network = getattr(_module(entry), entry.network)  # type: ignore[arg-type]
+    module = network() if entry.config is None else network(entry.config)
     _fit(module, state_dict_for(entry, paths), entry, paths)
     return module.eval().requires_grad_(False)
 

@@ -70,10 +70,12 @@ class Checkpoint:
     """An official checkpoint (or data file set) and the network it fills.
 
     `module`/`network` name the class to build (imported only when loading);
-    `remap` is a function of that module taking the loaded files in the order
-    of `files` and returning the state_dict for a strict load. Data entries
-    have no network; `implemented=False` marks networks lipstream does not
-    have yet (still listed so `weights list/fetch` know them).
+    `config` names one of its configurations when the class has several (it
+    is then built as ``network(config)`` and the module's ``NUM_PARAMS`` is a
+    dict keyed by it). `remap` is a function of that module taking the loaded
+    files in the order of `files` and returning the state_dict for a strict
+    load. Data entries have no network; `implemented=False` marks networks
+    lipstream does not have yet (still listed so `weights list/fetch` know them).
     """
 
     name: str
@@ -83,6 +85,7 @@ class Checkpoint:
     kind: Literal["network", "data"] = "network"
     module: str | None = None
     network: str | None = None
+    config: str | None = None
     remap: str = "remap"
     num_params: int | None = None
     wrapper: str | None = None  # where the weights sit in the file, for people reading `weights list`
@@ -117,6 +120,26 @@ def _retalking(filename: str, *, archive: str | None = None, subdir: str = "") -
         pages=(_RETALKING_DRIVE,),
         member=None if archive is None else filename,
         subdir=subdir,
+    )
+
+
+_FACEXLIB_RELEASE = "https://github.com/xinntao/facexlib/releases/download/v0.1.0/"
+_ADRIANBULAT = "https://www.adrianbulat.com/downloads/python-fan/"
+_FACE_ALIGNMENT_LICENCE = "1adrianb/face-alignment: " + _UNVERIFIED.format("1adrianb/face-alignment")
+
+
+def _retinaface(name: str, backbone: str, filename: str, config: str, num_params: int) -> Checkpoint:
+    """A RetinaFace entry: facexlib's release v0.1.0 copy of biubug6's file (the same layout)."""
+    return Checkpoint(
+        name,
+        f"RetinaFace {backbone} face detector (facexlib file)",
+        (WeightFile(filename, urls=(_FACEXLIB_RELEASE + filename,)),),
+        "biubug6/Pytorch_Retinaface, xinntao/facexlib: " + _UNVERIFIED.format("both repositories"),
+        module="lipstream.models.retinaface",
+        network="RetinaFace",
+        config=config,
+        num_params=num_params,
+        wrapper=f"plain state_dict, keys may start with 'module.'; biubug6's {filename.removeprefix('detection_')} has the same layout",
     )
 
 
@@ -246,42 +269,27 @@ CHECKPOINTS: dict[str, Checkpoint] = {
             wrapper="'params_ema'",
             implemented=False,
         ),
-        Checkpoint(
-            "retinaface_r50",
-            "RetinaFace ResNet-50 face detector (facexlib file)",
-            (
-                WeightFile(
-                    "detection_Resnet50_Final.pth",
-                    urls=("https://github.com/xinntao/facexlib/releases/download/v0.1.0/detection_Resnet50_Final.pth",),
-                ),
-            ),
-            "biubug6/Pytorch_Retinaface, xinntao/facexlib: " + _UNVERIFIED.format("both repositories"),
-            num_params=27_293_600,
-            wrapper="plain state_dict, keys may start with 'module.'",
-            implemented=False,
-        ),
+        _retinaface("retinaface_r50", "ResNet-50", "detection_Resnet50_Final.pth", "resnet50", 27_293_600),
+        _retinaface("retinaface_mnet", "MobileNet-0.25", "detection_mobilenet0.25_Final.pth", "mobilenet0.25", 426_608),
         Checkpoint(
             "s3fd",
             "S3FD face detector (Wav2Lip's detector)",
-            (WeightFile("s3fd-619a316812.pth", urls=("https://www.adrianbulat.com/downloads/python-fan/s3fd-619a316812.pth",)),),
-            "1adrianb/face-alignment: " + _UNVERIFIED.format("1adrianb/face-alignment"),
+            (WeightFile("s3fd-619a316812.pth", urls=(_ADRIANBULAT + "s3fd-619a316812.pth",)),),
+            _FACE_ALIGNMENT_LICENCE,
+            module="lipstream.models.s3fd",
+            network="S3FD",
             num_params=22_459_110,
-            wrapper="plain state_dict",
-            implemented=False,
+            wrapper="plain state_dict (no prefix)",
         ),
         Checkpoint(
             "fan2d",
             "FAN 2DFAN-4 68-point landmarks",
-            (
-                WeightFile(
-                    "2DFAN4-11f355bf06.pth.tar",
-                    urls=("https://www.adrianbulat.com/downloads/python-fan/2DFAN4-11f355bf06.pth.tar",),
-                ),
-            ),
-            "1adrianb/face-alignment: " + _UNVERIFIED.format("1adrianb/face-alignment"),
+            (WeightFile("2DFAN4-11f355bf06.pth.tar", urls=(_ADRIANBULAT + "2DFAN4-11f355bf06.pth.tar",)),),
+            _FACE_ALIGNMENT_LICENCE,
+            module="lipstream.models.fan",
+            network="FAN",
             num_params=23_820_176,
-            wrapper="plain state_dict",
-            implemented=False,
+            wrapper="plain state_dict (no prefix; the 2017 file may lack BatchNorm num_batches_tracked)",
         ),
     )
 }

@@ -75,3 +75,49 @@ def assert_close(name: str, got: np.ndarray, want: np.ndarray, tol: float) -> No
         f"{name}: max |diff| {diff.max():.3g} > {tol:.3g} at {np.unravel_index(worst, diff.shape)} "
         f"(got {got.flat[worst]:.6g}, want {want.flat[worst]:.6g})"
     )
+
+
+def forward_with_hooks(model: torch.nn.Module, hooks: dict[str, Any], *inputs: torch.Tensor) -> tuple[Any, dict[str, np.ndarray]]:
+    """Run `model` on `inputs` (no grad) and capture the manifest's `hooks` ({module: {"pool_hw": [h, w]}}).
+
+    Returns (output, captured): ``captured[name]`` is the module's output (the
+    last element of a list/tuple output) pooled to ``pool_hw``, the form of
+    ``golden.npz`` ``hook/<name>``.
+    """
+    captured: dict[str, np.ndarray] = {}
+    modules = dict(model.named_modules())
+    handles = []
+    for name, spec in hooks.items():
+
+        def hook(_m, _i, out, name=name, size=tuple(spec["pool_hw"])):
+            if isinstance(out, (list, tuple)):
+                out = out[-1]
+            captured[name] = torch.nn.functional.adaptive_avg_pool2d(out, size).numpy()
+
+        handles.append(modules[name].register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            output = model(*inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    return output, captured
+
+
+def assert_same_weights(got: torch.nn.Module, want: torch.nn.Module) -> None:
+    """The two modules hold the same keys and bit-identical tensors."""
+    mine, theirs = got.state_dict(), want.state_dict()
+    assert list(mine) == list(theirs)
+    for key, value in theirs.items():
+        assert torch.equal(mine[key], value), key
+
+
+def assert_golden_output(name: str, got: torch.Tensor, golden: Any, tol: float) -> None:
+    """Compare one output with ``out/<name>``, or with ``outpool/<name>`` + ``outsample/<name>`` when stored that way."""
+    if f"out/{name}" in golden.files:
+        assert_close(name, got.numpy(), golden[f"out/{name}"], tol)
+        return
+    pooled = golden[f"outpool/{name}"]
+    assert_close(f"{name} (pooled)", torch.nn.functional.adaptive_avg_pool2d(got, pooled.shape[-2:]).numpy(), pooled, tol)
+    sample = got.flatten().numpy()[golden[f"outsample_idx/{name}"]]
+    assert_close(f"{name} (sampled)", sample, golden[f"outsample/{name}"], tol)

@@ -74,7 +74,8 @@ def test_entry_is_well_formed(name):
 def test_declared_params_equal_the_module(name):
     entry = CHECKPOINTS[name]
     module = importlib.import_module(entry.module)
-    assert entry.num_params == module.NUM_PARAMS
+    declared = module.NUM_PARAMS if entry.config is None else module.NUM_PARAMS[entry.config]
+    assert entry.num_params == declared
     assert isinstance(getattr(module, entry.network), type)
     assert callable(getattr(module, entry.remap))
 
