@@ -17,6 +17,8 @@ Fit = Literal["audio", "video", "shortest"]
 FITS: tuple[Fit, ...] = ("audio", "video", "shortest")
 Container = Literal["mp4", "mkv"]
 Quality = Literal["fast", "balanced", "best"]
+Detector = Literal["blazeface", "blazeface-short", "retinaface", "retinaface-mnet", "s3fd"]
+DETECTORS: tuple[Detector, ...] = ("blazeface", "blazeface-short", "retinaface", "retinaface-mnet", "s3fd")
 QUALITIES: tuple[Quality, ...] = ("fast", "balanced", "best")
 
 
@@ -92,7 +94,11 @@ class Target:
 class FaceConfig:
     """Finding and following the target speaker."""
 
-    detector: Literal["short", "full"] = "full"  # full range finds faces down to ~1/15 of the frame
+    # blazeface (embedded, full range: faces down to ~1/15 of the frame), blazeface-short (close-ups),
+    # or an official network from --weights: retinaface, retinaface-mnet, s3fd
+    detector: Detector = "blazeface"
+    landmarks: Literal["facemesh", "fan"] = "facemesh"  # fan: FAN's 68 points place the FaceMesh mesh
+    detect_size: int = 640  # longest side the official detectors see (frames are shrunk to it)
     detect_every: int = 0  # 0: detect only when tracking is lost; k: also re-anchor every k-th frame
     presence: float = 0.5  # FaceMesh face-presence below this means tracking is lost
     target: Target | None = None  # pick the face nearest this frame point (from its time on), else the largest

@@ -7,12 +7,12 @@ import asyncio
 import sys
 from pathlib import Path
 
-from lipstream.config import FITS, QUALITIES, EncodeConfig, FaceConfig, SyncConfig, WindowConfig
+from lipstream.config import FITS, QUALITIES, EncodeConfig, SyncConfig, WindowConfig
 from lipstream.console import Console
 from lipstream.errors import InputError
 from lipstream.pipeline.engines import AUTO, ENGINES
 
-from ._args import TARGET_HELP, non_negative, positive, target
+from ._args import add_face_options, face_config, non_negative, positive
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -31,7 +31,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     sync.add_argument("--device", default="cpu", help="torch device for model stages, e.g. cuda:0 (default: %(default)s)")
     sync.add_argument("--weights", type=Path, action="append", default=[], metavar="DIR", help="folder with checkpoints, searched before $LIPSTREAM_WEIGHTS and the cache (repeatable)")
     sync.add_argument("--quality", choices=QUALITIES, default="balanced", help="retalking: fast generates at reduced size and rate (~3-4x faster); best = balanced until enhancers exist")
-    sync.add_argument("--target", type=target, help=TARGET_HELP)
+    add_face_options(sync)
     sync.add_argument("--json", action="store_true", help="JSON lines on stderr instead of a progress bar")
     sync.set_defaults(handler=run)
 
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         quality=args.quality,
         window=WindowConfig(size=args.window, overlap=args.overlap),
         encode=EncodeConfig(preset=args.preset, crf=args.crf, tune=args.tune, container=args.container),
-        face=FaceConfig(target=args.target),
+        face=face_config(args),
     )
     video = sys.stdin.buffer if args.video == "-" else Path(args.video)
     audio = sys.stdin.buffer if args.audio == "-" else Path(args.audio)

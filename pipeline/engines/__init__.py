@@ -17,22 +17,23 @@ from lipstream.config import SyncConfig
 from lipstream.errors import InputError
 
 from ..stage import Passthrough, Stage
+from ..faces.models import requirements as face_requirements
 from . import retalking, warp, wav2lip
-from .base import Engine, Found, missing_requirements, resolve
+from .base import Engine, Found, find, missing_requirements, resolve
 
 __all__ = ["AUTO", "ENGINES", "Engine", "Plan", "available", "build_stages", "choose"]
 
 
 def _faces(config: SyncConfig, found: Found) -> list[Stage]:
-    from ..faces.stage import FaceStage
+    from ..faces.stage import face_stage
 
-    return [FaceStage(config.face, config.window)]
+    return [face_stage(config)]
 
 
 ENGINES: dict[str, Engine] = {
     e.name: e
     for e in (
-        Engine("passthrough", "leave the video as it is (proves the path)", lambda config, found: [Passthrough()]),
+        Engine("passthrough", "leave the video as it is (proves the path)", lambda config, found: [Passthrough()], faces=False),
         Engine("faces", "track the target only; pixels untouched (for inspection and benchmarks)", _faces),
         warp.ENGINE,
         wav2lip.ENGINE,
@@ -72,6 +73,11 @@ def build_stages(config: SyncConfig) -> Plan:
     """Resolve the engine and its checkpoints, widen the windows to its context, build its stages once."""
     engine = choose(config)
     found = resolve(engine, config.weights)
+    if engine.faces:
+        face = config.face
+        options = f"--detector {face.detector} --landmarks {face.landmarks}"
+        extra = find(face_requirements(face), config.weights, options)
+        found = replace(found, files={**found.files, **extra.files})
     if config.window.overlap < engine.context:
         window = replace(config.window, overlap=engine.context, size=max(config.window.size, engine.context + 8))
         config = replace(config, window=window)

@@ -69,7 +69,7 @@ def retalking_stages(config: SyncConfig, found: Found, engine: RetalkingConfig |
     """The engine's stages with the official weights `found`, built once per job."""
     from lipstream.models._loading import load_model
 
-    from ...faces.stage import FaceStage
+    from ...faces.stage import face_stage
 
     if engine is None:
         engine = RetalkingConfig(quality=config.quality)
@@ -78,7 +78,7 @@ def retalking_stages(config: SyncConfig, found: Found, engine: RetalkingConfig |
     if engine.quality == "best":
         log.info("quality best is balanced until face enhancers are available")
     models = model_stages(face3d, dnet, enet, template5, expression, engine, config.device)
-    return [FaceStage(config.face, config.window), *models]
+    return [face_stage(config), *models]
 
 
 def model_stages(

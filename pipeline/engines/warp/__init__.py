@@ -9,10 +9,10 @@ from ..base import Engine, Found
 
 
 def build(config: SyncConfig, found: Found) -> list[Stage]:
-    from ...faces.stage import FaceStage
+    from ...faces.stage import face_stage
     from .stage import WarpLips
 
-    return [FaceStage(config.face, config.window), WarpLips(config)]
+    return [face_stage(config), WarpLips(config)]
 
 
 ENGINE = Engine("warp", "re-animate the mouth from the audio with geometry; needs no weights", build, rank=10)
