@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -113,6 +113,40 @@ def _retalking(filename: str, *, archive: str | None = None, subdir: str = "") -
         member=None if archive is None else filename,
         subdir=subdir,
     )
+
+
+_GPEN_MODELS = "https://public-vigen-video.oss-cn-shanghai.aliyuncs.com/robin/models/"  # the yangxy/GPEN README's links
+_GPEN_LICENCE = (
+    "GPEN authors (yangxy/GPEN, Alibaba): no licence file; the README said \"For academic and non-commercial "
+    "use only\" from 2021 until that section was removed in March 2026; no other terms published for the "
+    "weights (not verified further)"
+)
+_GFPGAN_LICENCE = (
+    "TencentARC/GFPGAN: Apache-2.0 except the third-party components its LICENSE lists (StyleGAN2 code after "
+    "rosinality/stylegan2-pytorch, MIT, with NVIDIA's non-commercial StyleGAN2 licence reproduced; DFDNet, "
+    "CC BY-NC-SA 4.0); no separate terms stated for the released weights (not verified further)"
+)
+_GFPGAN_RELEASES = "https://github.com/TencentARC/GFPGAN/releases/download/"
+
+
+def _gfpgan(name: str, title: str, filename: str, urls: tuple[str, ...]) -> Checkpoint:
+    """GFPGAN v1.3 and v1.4 share the clean architecture and the file layout."""
+    return Checkpoint(
+        name,
+        title,
+        (WeightFile(filename, urls=urls),),
+        _GFPGAN_LICENCE,
+        module="lipstream.models.gfpgan",
+        network="GFPGANv1Clean",
+        num_params=86_444_252,
+        wrapper="'params_ema' (else 'params')",
+    )
+
+
+def _gpen(filename: str) -> WeightFile:
+    """A GPEN-authors file: in the video-retalking release and at the GPEN README's link."""
+    spec = _retalking(filename)
+    return replace(spec, urls=(*spec.urls, _GPEN_MODELS + filename))
 
 
 _LNET_FILE = _retalking("LNet.pth")
@@ -209,37 +243,34 @@ CHECKPOINTS: dict[str, Checkpoint] = {
         Checkpoint(
             "gpen512",
             "GPEN-BFR-512 face restoration",
-            (_retalking("GPEN-BFR-512.pth"),),
-            "GPEN authors (yangxy/GPEN): " + _UNVERIFIED.format("yangxy/GPEN"),
+            (_gpen("GPEN-BFR-512.pth"),),
+            _GPEN_LICENCE,
+            module="lipstream.models.gpen",
+            network="FullGenerator",
             num_params=71_005_223,
-            wrapper="plain state_dict",
-            implemented=False,
+            wrapper="plain state_dict (a training checkpoint's 'g_ema' also loads)",
         ),
         Checkpoint(
             "parsenet",
             "GPEN ParseNet face parsing (19 classes)",
-            (_retalking("ParseNet-latest.pth"),),
-            "GPEN authors (yangxy/GPEN): " + _UNVERIFIED.format("yangxy/GPEN"),
+            (_gpen("ParseNet-latest.pth"),),
+            _GPEN_LICENCE,
+            module="lipstream.models.parsenet",
+            network="ParseNet",
             num_params=21_303_254,
             wrapper="plain state_dict",
-            implemented=False,
         ),
-        Checkpoint(
+        _gfpgan(
             "gfpgan_v1_clean",
             "GFPGAN v1.3 (clean architecture) face restoration",
-            (
-                WeightFile(
-                    "GFPGANv1.3.pth",
-                    urls=(
-                        "https://github.com/TencentARC/GFPGAN/releases/download/v1.3.0/GFPGANv1.3.pth",
-                        *(base + "GFPGANv1.3.pth" for base in _RETALKING_RELEASES),
-                    ),
-                ),
-            ),
-            "TencentARC/GFPGAN: " + _UNVERIFIED.format("TencentARC/GFPGAN"),
-            num_params=86_444_252,
-            wrapper="'params_ema'",
-            implemented=False,
+            "GFPGANv1.3.pth",
+            (f"{_GFPGAN_RELEASES}v1.3.0/GFPGANv1.3.pth", *(base + "GFPGANv1.3.pth" for base in _RETALKING_RELEASES)),
+        ),
+        _gfpgan(
+            "gfpgan_v1_4",
+            "GFPGAN v1.4 (clean architecture, more detail than v1.3) face restoration",
+            "GFPGANv1.4.pth",
+            (f"{_GFPGAN_RELEASES}v1.3.4/GFPGANv1.4.pth", f"{_GFPGAN_RELEASES}v1.3.0/GFPGANv1.4.pth"),
         ),
         Checkpoint(
             "retinaface_r50",

@@ -92,7 +92,7 @@ def test_list_shows_needs_and_found_files(tmp_path, env):
     assert data["engines"]["wav2lip"]["ready"] is False and data["auto"] == "warp"
     (found,) = data["checkpoints"]["syncnet_color"]["files"]
     assert found["path"] == str(tmp_path / "w" / "lipsync_expert.pth") and found["bytes"] == 10
-    assert data["checkpoints"]["gpen512"]["implemented"] is False
+    assert data["checkpoints"]["gpen512"]["implemented"] is True
     human = weights("list", "--weights", tmp_path / "w", env=env)
     assert human.returncode == 0 and "score      needs syncnet_color: ready" in human.stdout
 
