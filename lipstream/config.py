@@ -17,6 +17,8 @@ Fit = Literal["audio", "video", "shortest"]
 FITS: tuple[Fit, ...] = ("audio", "video", "shortest")
 Container = Literal["mp4", "mkv"]
 Quality = Literal["fast", "balanced", "best"]
+Enhance = Literal["auto", "none", "gpen", "gfpgan"]
+ENHANCES: tuple[Enhance, ...] = ("auto", "none", "gpen", "gfpgan")
 Detector = Literal["blazeface", "blazeface-short", "retinaface", "retinaface-mnet", "s3fd"]
 DETECTORS: tuple[Detector, ...] = ("blazeface", "blazeface-short", "retinaface", "retinaface-mnet", "s3fd")
 QUALITIES: tuple[Quality, ...] = ("fast", "balanced", "best")
@@ -117,6 +119,9 @@ class SyncConfig:
     device: str = "cpu"
     weights: tuple[Path, ...] = ()  # folders searched first for checkpoints (then $LIPSTREAM_WEIGHTS, the cache)
     quality: Quality = "balanced"  # fast: reduced size/rate generation where an engine has it
+    # restore the re-drawn mouth with GPEN or GFPGAN (wav2lip, retalking); auto: the engine's choice
+    # for the quality (retalking best: GFPGAN, as VideoReTalking does), else none
+    enhance: Enhance = "auto"
     window: WindowConfig = field(default_factory=WindowConfig)
     encode: EncodeConfig = field(default_factory=EncodeConfig)
     face: FaceConfig = field(default_factory=FaceConfig)

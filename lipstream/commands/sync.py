@@ -7,7 +7,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from lipstream.config import FITS, QUALITIES, EncodeConfig, SyncConfig, WindowConfig
+from lipstream.config import ENHANCES, FITS, QUALITIES, EncodeConfig, SyncConfig, WindowConfig
 from lipstream.console import Console
 from lipstream.errors import InputError
 from lipstream.pipeline.engines import AUTO, ENGINES
@@ -30,7 +30,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     sync.add_argument("--tune", choices=("zerolatency", "film", "animation"), help="libx264 tune; zerolatency makes streamed output start sooner")
     sync.add_argument("--device", default="cpu", help="torch device for model stages, e.g. cuda:0 (default: %(default)s)")
     sync.add_argument("--weights", type=Path, action="append", default=[], metavar="DIR", help="folder with checkpoints, searched before $LIPSTREAM_WEIGHTS and the cache (repeatable)")
-    sync.add_argument("--quality", choices=QUALITIES, default="balanced", help="retalking: fast generates at reduced size and rate (~3-4x faster); best = balanced until enhancers exist")
+    sync.add_argument("--quality", choices=QUALITIES, default="balanced", help="retalking: fast generates at reduced size and rate (~3-4x faster); best is VideoReTalking's recipe (GPEN references, GFPGAN mouth; needs their checkpoints)")
+    sync.add_argument("--enhance", choices=ENHANCES, default="auto", help="restore the re-drawn mouth with GPEN-BFR-512 or GFPGAN (wav2lip, retalking; needs the checkpoint and ParseNet-latest.pth); auto: GFPGAN for retalking best, else none")
     add_face_options(sync)
     sync.add_argument("--json", action="store_true", help="JSON lines on stderr instead of a progress bar")
     sync.set_defaults(handler=run)
@@ -47,6 +48,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         device=args.device,
         weights=tuple(args.weights),
         quality=args.quality,
+        enhance=args.enhance,
         window=WindowConfig(size=args.window, overlap=args.overlap),
         encode=EncodeConfig(preset=args.preset, crf=args.crf, tune=args.tune, container=args.container),
         face=face_config(args),

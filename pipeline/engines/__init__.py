@@ -18,6 +18,7 @@ from lipstream.errors import InputError
 
 from ..stage import Passthrough, Stage
 from ..faces.models import requirements as face_requirements
+from .shared.enhancers import ENHANCERS
 from . import retalking, warp, wav2lip
 from .base import Engine, Found, find, missing_requirements, resolve
 
@@ -72,14 +73,28 @@ class Plan:
 def build_stages(config: SyncConfig) -> Plan:
     """Resolve the engine and its checkpoints, widen the windows to its context, build its stages once."""
     engine = choose(config)
+    if config.enhance not in ("auto", "none") and not engine.enhances:
+        able = ", ".join(name for name, e in ENGINES.items() if e.enhances)
+        raise InputError(f"--enhance {config.enhance} restores a re-drawn mouth; use it with the {able} engine, not {engine.name}")
+    config, extra = engine.options(config)
     found = resolve(engine, config.weights)
-    if engine.faces:
-        face = config.face
-        options = f"--detector {face.detector} --landmarks {face.landmarks}"
-        extra = find(face_requirements(face), config.weights, options)
-        found = replace(found, files={**found.files, **extra.files})
+    needs, options = list(extra), [f"--engine {engine.name} --quality {config.quality}"] if extra else []
+    if engine.faces and face_requirements(config.face):
+        needs += face_requirements(config.face)
+        options.append(f"--detector {config.face.detector} --landmarks {config.face.landmarks}")
+    if config.enhance != "none":
+        needs += ENHANCERS[config.enhance]
+        options.append(f"--enhance {config.enhance}")
+    if needs:
+        more = find(needs, config.weights, " ".join(options))
+        found = replace(found, files={**found.files, **more.files})
     if config.window.overlap < engine.context:
         window = replace(config.window, overlap=engine.context, size=max(config.window.size, engine.context + 8))
         config = replace(config, window=window)
     config = replace(config, engine=engine.name)
-    return Plan(engine, config, engine.build(config, found), found)
+    stages = engine.build(config, found)
+    if config.enhance != "none":
+        from .shared.enhance import enhance_stage
+
+        stages.append(enhance_stage(config, found))
+    return Plan(engine, config, stages, found)

@@ -9,7 +9,7 @@ here: `resolve` only finds files, so listing and choosing stay cheap.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
@@ -19,7 +19,7 @@ from lipstream.models._registry import find_file, get, how_to_get, search_dirs
 
 from ..stage import Stage
 
-__all__ = ["Engine", "Found", "find", "missing_requirements", "resolve"]
+__all__ = ["Engine", "Found", "find", "missing_requirements", "plain_options", "resolve"]
 
 Requirement = tuple[str, ...]  # registry names that can each fill the need, best first
 
@@ -36,6 +36,11 @@ class Found:
         return next(name for name in requirement if name in self.files)
 
 
+def plain_options(config: SyncConfig) -> tuple[SyncConfig, tuple[Requirement, ...]]:
+    """Engines whose options add nothing: `--enhance auto` means no enhancement."""
+    return (replace(config, enhance="none") if config.enhance == "auto" else config), ()
+
+
 @dataclass(frozen=True)
 class Engine:
     name: str
@@ -45,6 +50,10 @@ class Engine:
     checkpoints: tuple[Requirement, ...] = ()
     rank: int | None = None  # `auto` takes the highest-ranked engine whose checkpoints are found; None: never
     faces: bool = True  # runs the face stage (so the face options' checkpoints are needed too)
+    enhances: bool = False  # draws a mouth that the enhance stage (--enhance) may restore
+    # what the job's options mean for this engine: the configuration with `enhance` resolved
+    # (never "auto"), and the checkpoints those options add (retalking's `best`)
+    options: Callable[[SyncConfig], tuple[SyncConfig, tuple[Requirement, ...]]] = plain_options
 
 
 def _files(name: str, dirs: list[Path]) -> tuple[Path, ...] | None:

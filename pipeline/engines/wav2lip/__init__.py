@@ -30,4 +30,5 @@ ENGINE = Engine(
     context=Wav2LipConfig().min_overlap,
     checkpoints=(CHECKPOINT,),
     rank=20,
+    enhances=True,
 )
