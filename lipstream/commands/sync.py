@@ -66,6 +66,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
             "output": where,
             "engine": result.engine,
             "checkpoints": result.checkpoints,
+            **result.stats,
         },
         f"wrote {result.frames} frames ({float(result.video_duration):.2f} s) to {where} with the {result.engine} engine",
     )

@@ -1,7 +1,7 @@
 """Engines: named recipes of stages for a lip-sync job, one table.
 
 Each engine declares its facts once, in its own package (`warp/`,
-`wav2lip/`, `retalking/`): how to build its stages, the window context they
+`exemplar/`, `wav2lip/`, `retalking/`): how to build its stages, the window context they
 read, the checkpoints they need and its rank for `auto`. Helpers every
 engine may use live in `shared/`; no engine imports another. Building is
 lazy: choosing `passthrough` never imports a network.
@@ -19,7 +19,7 @@ from lipstream.errors import InputError
 from ..stage import Passthrough, Stage
 from ..faces.models import requirements as face_requirements
 from .shared.enhancers import ENHANCERS
-from . import retalking, warp, wav2lip
+from . import exemplar, retalking, warp, wav2lip
 from .base import Engine, Found, find, missing_requirements, resolve
 
 __all__ = ["AUTO", "ENGINES", "Engine", "Plan", "available", "build_stages", "choose"]
@@ -37,6 +37,7 @@ ENGINES: dict[str, Engine] = {
         Engine("passthrough", "leave the video as it is (proves the path)", lambda config, found: [Passthrough()], faces=False),
         Engine("faces", "track the target only; pixels untouched (for inspection and benchmarks)", _faces),
         warp.ENGINE,
+        exemplar.ENGINE,
         wav2lip.ENGINE,
         retalking.ENGINE,
     )

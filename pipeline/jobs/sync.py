@@ -39,6 +39,7 @@ class JobResult:
     output: Path | None
     engine: str = ""
     checkpoints: dict[str, list[str]] = field(default_factory=dict)  # registry name -> files loaded
+    stats: dict[str, object] = field(default_factory=dict)  # what the stages report (e.g. exemplar_coverage)
 
 
 def estimate_frames(source: VideoSource, config: SyncConfig, audio: Fraction) -> int | None:
@@ -65,6 +66,11 @@ async def run_sync(
         check_output(output, video, audio)
     plan = await asyncio.to_thread(build_stages, config)
     config = plan.config
+    if isinstance(video, (str, Path)):
+        for stage in plan.stages:
+            prepare = getattr(stage, "prepare", None)
+            if prepare is not None:
+                await asyncio.to_thread(prepare, Path(video))
     new_audio = await asyncio.to_thread(AudioInput, audio)
     try:
         source = await asyncio.to_thread(VideoSource, video)
@@ -96,4 +102,10 @@ async def run_sync(
     finally:
         new_audio.close()
     checkpoints = {name: [str(p) for p in paths] for name, paths in plan.found.files.items()}
-    return JobResult(written, video_end, end, output if isinstance(output, Path) else None, plan.engine.name, checkpoints)
+    stats: dict[str, object] = {}
+    for stage in plan.stages:
+        report = getattr(stage, "report", None)
+        if report is not None:
+            stats.update(report())
+    output_path = output if isinstance(output, Path) else None
+    return JobResult(written, video_end, end, output_path, plan.engine.name, checkpoints, stats)

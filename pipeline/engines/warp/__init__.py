@@ -1,4 +1,4 @@
-"""The embedded engine: the mouth re-articulated from the audio by geometry (`stage.py`); needs no weights."""
+"""The embedded engine: the mouth re-articulated from the audio by geometry (`shared/rearticulate.py`); needs no weights."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from ..base import Engine, Found
 
 def build(config: SyncConfig, found: Found) -> list[Stage]:
     from ...faces.stage import face_stage
-    from .stage import WarpLips
+    from ..shared.rearticulate import WarpLips
 
     return [face_stage(config), WarpLips(config)]
 

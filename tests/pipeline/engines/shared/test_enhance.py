@@ -17,7 +17,7 @@ from engine_windows import owned, tracked_windows
 from lipstream.config import WindowConfig
 from lipstream.pipeline.engines.shared.enhance import TEMPLATE_512, EnhanceConfig, EnhanceStage, similarity
 from lipstream.pipeline.engines.shared.face_region import LOWER_FACE, lower_face_mask
-from lipstream.pipeline.engines.warp.stage import WarpLips
+from lipstream.pipeline.engines.shared.rearticulate import WarpLips
 from lipstream.stream.frames import Window
 
 WINDOW = WindowConfig(size=16, overlap=8)
