@@ -183,7 +183,7 @@ def test_auto_takes_the_best_engine_found(places):
     result = lipstream(["weights", "list", "--json"], places, "flag")
     assert result.returncode == 0 and json.loads(result.stdout)["auto"] == "retalking"
     result = lipstream(["weights", "list", "--json"], places, None)
-    assert json.loads(result.stdout)["auto"] == "warp"
+    assert json.loads(result.stdout)["auto"] == "exemplar"
 
 
 def one_error(result: subprocess.CompletedProcess[str]) -> str:

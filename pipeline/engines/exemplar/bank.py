@@ -33,7 +33,7 @@ _EYES, _NOSE = (33, 263), 1
 
 @dataclass(frozen=True)
 class BankConfig:
-    opening_step: float = 0.012  # slot height over the inner opening (eye distances)
+    opening_step: float = 0.015  # slot height over the inner opening (eye distances)
     max_opening: float = 0.3
     width_edges: tuple[float, ...] = (0.42, 0.48, 0.53, 0.58, 0.64)  # slot edges over the outer mouth width
     per_slot: int = 2

@@ -23,7 +23,7 @@ from ..shared.mouth_warp import LI, LO, UI, UO
 from ..shared.rearticulate import Rendered
 from .bank import ABOVE, BELOW, COLUMNS, HALF_U, HEIGHT, WIDTH, Exemplar
 
-__all__ = ["draw_exemplar", "exemplar_maps"]
+__all__ = ["draw_exemplar", "exemplar_maps", "lips_box"]
 
 _POSITIONS = np.linspace(-1.0, 1.0, COLUMNS)
 MARGIN = 0.02  # eye distances of skin kept around the lips in the pasted region
@@ -43,9 +43,25 @@ def _target_rows(rendered: Rendered, u: np.ndarray) -> list[np.ndarray]:
     return [np.interp(u.ravel(), columns, rendered.target[:, k]).reshape(u.shape) for k in (UO, UI, LI, LO)]
 
 
-def exemplar_maps(rendered: Rendered, exemplar: Exemplar) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(map_x, map_y) into the exemplar's patch for each pixel of the rendered box, the paste mask and the colour ring."""
+def lips_box(rendered: Rendered) -> tuple[int, int, int, int]:
+    """The part of the rendered box (box pixels) that the lips, their margin and the colour ring can reach."""
+    assert rendered.target is not None
+    shape = rendered.shape
+    d = shape.frame.scale
+    centre, half = 0.5 * (shape.outer[0] + shape.outer[1]), 0.5 * (shape.outer[1] - shape.outer[0])
+    reach = RING * d + 2.0
+    u = np.array([centre - 1.4 * half, centre + 1.4 * half])
+    v = np.array([rendered.target[:, UO].min() - reach, rendered.target[:, LO].max() + reach])
+    corners = shape.frame.to_frame(np.array([[a, b] for a in u for b in v]))
     x0, y0, x1, y1 = rendered.warp.box
+    lo, hi = np.floor(corners.min(axis=0)).astype(int), np.ceil(corners.max(axis=0)).astype(int) + 1
+    return max(int(lo[0]), x0), max(int(lo[1]), y0), min(int(hi[0]), x1), min(int(hi[1]), y1)
+
+
+def exemplar_maps(rendered: Rendered, exemplar: Exemplar, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(map_x, map_y) into the exemplar's patch for each pixel of `box` (box pixels of the rendered
+    region), the paste mask and the colour ring."""
+    x0, y0, x1, y1 = box
     frame = rendered.shape.frame
     d = frame.scale
     xs, ys = np.meshgrid(np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64))
@@ -89,14 +105,18 @@ def _match_colour(render: np.ndarray, base: np.ndarray, ring: np.ndarray) -> np.
 
 def draw_exemplar(frame: Frame, rendered: Rendered, exemplar: Exemplar, weight: float = 1.0) -> Frame:
     """`frame` (already re-articulated as `rendered` says) with the exemplar's lips and mouth drawn in."""
-    map_x, map_y, mask, ring = exemplar_maps(rendered, exemplar)
-    box = rendered.box
+    x0, y0, x1, y1 = lips_box(rendered)
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return frame
+    map_x, map_y, mask, ring = exemplar_maps(rendered, exemplar, (x0, y0, x1, y1))
+    ox, oy = rendered.origin
+    box = (x0 + ox, y0 + oy, x1 + ox, y1 + oy)
     base = frame.rgb_region(box)
     if base.shape[:2] != mask.shape:
         return frame
     render = cv2.remap(exemplar.patch, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     render = _match_colour(render, base, ring)
-    mask *= rendered.warp.mask  # never beyond where the re-articulation itself reached
+    mask *= rendered.warp.mask[y0:y1, x0:x1]  # never beyond where the re-articulation itself reached
     if weight < 1.0:
         mask *= np.float32(weight)
     return frame.with_patch(box, blend_region(base, render, mask))

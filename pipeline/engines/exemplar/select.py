@@ -24,7 +24,7 @@ __all__ = ["SelectConfig", "choose", "shape_distance"]
 @dataclass(frozen=True)
 class SelectConfig:
     candidates: int = 6
-    cover: float = 0.035  # an exemplar further than this from the target shape (eye distances) does not cover it
+    cover: float = 0.045  # an exemplar further than this from the target shape (eye distances) does not cover it
     # opening, width, upper and lower lip: the width matters least, the drawing scales the mouth to the frame's
     weights: tuple[float, float, float, float] = (1.0, 0.15, 0.3, 0.3)
     switch: float = 0.008  # cost of changing exemplar between two frames

@@ -44,6 +44,7 @@ class ExemplarConfig:
     bank: BankConfig = field(default_factory=BankConfig)
     select: SelectConfig = field(default_factory=SelectConfig)
     prepass_frames: int = 240  # frames of a file looked at before the job starts (spread over its length)
+    learn_every: int = 2  # while streaming, every this many frames adds to the bank
     reach: float = 1.15  # the mouth opens up to this times the bank's 90th-percentile opening ...
     least_reach: float = 0.06  # ... but at least this far (eye distances), at most as far as the warp engine
     min_bank: int = 8  # exemplars needed before the bank sets the range
@@ -131,6 +132,8 @@ class ExemplarMouths:
             if frame.index <= self._learned:
                 continue
             self._learned = frame.index
+            if frame.index % self.config.learn_every:
+                continue
             face = frame.face
             if face is None or face.landmarks is None or face.small:
                 continue
