@@ -10,7 +10,7 @@ from lipstream.stream.frames import Frame
 from lipstream.stream.source import VideoSource
 
 from ...faces.stage import FaceTracker
-from .bank import MouthBank
+from .bank import MouthBank, learn_frame
 
 __all__ = ["learn_file"]
 
@@ -22,8 +22,6 @@ def learn_file(video: Path, face: FaceConfig, bank: MouthBank, count: int) -> in
     of those every k-th; the target is found as the face stage finds it,
     afresh on each frame (they are far apart), so a `--target` holds here too.
     """
-    from .stage import learn_frame
-
     tracker = FaceTracker(face)
     added = 0
     with VideoSource(video) as source:

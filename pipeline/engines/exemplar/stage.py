@@ -30,7 +30,7 @@ from lipstream.stream.frames import Frame, Window
 
 from ..shared.mouth_warp import LI, LO, UI, UO
 from ..shared.rearticulate import MouthWindow, Rendered, WarpLips
-from .bank import BankConfig, Exemplar, MouthBank, cut_exemplar
+from .bank import BankConfig, Exemplar, MouthBank, learn_frame
 from .render import draw_exemplar
 from .select import SelectConfig, choose
 
@@ -146,17 +146,3 @@ class ExemplarMouths:
         the warp engine's painted mouth), and the bank's size."""
         coverage = self.drawn / self.edited if self.edited else 0.0
         return {"exemplar_coverage": round(coverage, 4), "exemplars": len(self.bank)}
-
-
-def learn_frame(bank: MouthBank, frame: Frame, landmarks: np.ndarray, index: int) -> bool:
-    """Add the mouth of one unedited frame to the bank (only its mouth region is converted)."""
-    xy = np.asarray(landmarks, np.float64)[:, :2]
-    x0, y0 = np.floor(xy.min(axis=0)).astype(int)
-    x1, y1 = np.ceil(xy.max(axis=0)).astype(int) + 1
-    width = x1 - x0
-    if width < bank.config.min_width_px * 2:
-        return False
-    box = (max(int(x0), 0), max(int((y0 + y1) // 2), 0), int(x1), int(y1) + width // 4)
-    region = frame.rgb_region(box)
-    exemplar = cut_exemplar(region, (box[0], box[1]), landmarks, index)
-    return exemplar is not None and bank.add(exemplar)
