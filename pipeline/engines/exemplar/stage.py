@@ -43,7 +43,8 @@ __all__ = ["ExemplarConfig", "ExemplarMouths", "target_descriptor"]
 class ExemplarConfig:
     bank: BankConfig = field(default_factory=BankConfig)
     select: SelectConfig = field(default_factory=SelectConfig)
-    prepass_frames: int = 240  # frames of a file looked at before the job starts (spread over its length)
+    prepass_frames: int = 240  # keyframes of a long file looked at before the job starts (spread over its length)
+    prepass_seconds: float = 60.0  # files shorter than this are not looked over (the look-ahead suffices)
     learn_every: int = 2  # while streaming, every this many frames adds to the bank
     reach: float = 1.15  # the mouth opens up to this times the bank's 90th-percentile opening ...
     least_reach: float = 0.06  # ... but at least this far (eye distances), at most as far as the warp engine
@@ -87,10 +88,10 @@ class ExemplarMouths:
         self.drawn = 0
 
     def prepare(self, video: Path) -> None:
-        """Fill the bank from frames spread over a file before the job starts (a pipe has no pre-pass)."""
+        """Fill the bank from keyframes spread over a long file before the job starts (a pipe has no pre-pass)."""
         from .prepass import learn_file
 
-        added = learn_file(video, self.face, self.bank, self.config.prepass_frames)
+        added = learn_file(video, self.face, self.bank, self.config.prepass_frames, self.config.prepass_seconds)
         log.info("exemplar pre-pass: %d exemplars from %s (%d in the bank)", added, video, len(self.bank))
 
     def __call__(self, window: Window) -> Window:
