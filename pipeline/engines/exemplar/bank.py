@@ -145,7 +145,7 @@ def _quality(patch: np.ndarray, knots: np.ndarray, centre: float, half: float, x
     frontal = float(np.clip(1.0 - 2.0 * yaw, 0.0, 1.0))
     mean = float(grey.mean())
     exposure = float(np.clip(min(mean - 30.0, 225.0 - mean) / 50.0, 0.0, 1.0)) * float(1.0 - (grey >= 250).mean())
-    purity = float(np.clip(1.0 - 4.0 * teeth_like(patch)[bands].mean(), 0.0, 1.0))
+    purity = float(np.clip(1.0 - 10.0 * teeth_like(patch)[bands].mean(), 0.0, 1.0))
     return sharpness * frontal * exposure * purity
 
 

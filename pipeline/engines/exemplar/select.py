@@ -24,7 +24,9 @@ __all__ = ["SelectConfig", "choose", "shape_distance"]
 @dataclass(frozen=True)
 class SelectConfig:
     candidates: int = 6
-    cover: float = 0.045  # an exemplar further than this from the target shape (eye distances) does not cover it
+    cover: float = 0.045  # an exemplar further than this from the target shape (eye distances) does not cover it ...
+    relative: float = 0.5  # ... plus this share of the target's opening (wide mouths tolerate more) ...
+    least_share: float = 0.5  # ... but the exemplar's own opening must be at least this share of the target's
     # opening, width, upper and lower lip: the width matters least, the drawing scales the mouth to the frame's
     weights: tuple[float, float, float, float] = (1.0, 0.15, 0.3, 0.3)
     switch: float = 0.008  # cost of changing exemplar between two frames
@@ -60,7 +62,9 @@ def choose(
             continue
         distance = shape_distance(target, exemplars, config) + config.blur * (1.0 - np.array([e.quality for e in exemplars]))
         nearest = np.argsort(distance, kind="stable")[: config.candidates]
-        options.append([(exemplars[i], float(distance[i])) for i in nearest if distance[i] <= config.cover])
+        reach = config.cover + config.relative * float(target[0])
+        wide = config.least_share * float(target[0])
+        options.append([(exemplars[i], float(distance[i])) for i in nearest if distance[i] <= reach and exemplars[i].opening >= wide])
     start = 0
     while start < len(targets):
         if not options[start]:

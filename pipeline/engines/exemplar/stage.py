@@ -46,8 +46,8 @@ class ExemplarConfig:
     prepass_frames: int = 240  # keyframes of a long file looked at before the job starts (spread over its length)
     prepass_seconds: float = 60.0  # files shorter than this are not looked over (the look-ahead suffices)
     learn_every: int = 2  # while streaming, every this many frames adds to the bank
-    reach: float = 1.15  # the mouth opens up to this times the bank's 90th-percentile opening ...
-    least_reach: float = 0.06  # ... but at least this far (eye distances), at most as far as the warp engine
+    reach: float = 2.0  # the mouth opens up to this times the bank's 90th-percentile opening ...
+    least_reach: float = 0.1  # ... but at least this far (eye distances), at most as far as the warp engine
     min_bank: int = 8  # exemplars needed before the bank sets the range
 
 
