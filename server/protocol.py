@@ -238,10 +238,10 @@ class Session:
             raise ProtocolError("bad_option", f"fit must be one of {', '.join(FITS)}")
         window = _int_option(options, "window", WindowConfig.size, 1, self.config.max_window)
         overlap = _int_option(options, "overlap", min(WindowConfig.overlap, window - 1), 0, window - 1)
-        preset = options.get("preset", EncodeConfig.preset)
-        if preset not in PRESETS:
+        preset = options.get("preset")
+        if preset is not None and preset not in PRESETS:
             raise ProtocolError("bad_option", f"preset must be one of {', '.join(PRESETS)}")
-        crf = _int_option(options, "crf", EncodeConfig.crf, 0, 51)
+        crf = _int_option(options, "crf", 0, 0, 51) if "crf" in options else None
         fragment = options.get("fragment_seconds", self.config.fragment_seconds)
         if isinstance(fragment, bool) or not isinstance(fragment, (int, float)) or not math.isfinite(fragment) or not 0.1 <= fragment <= 10:
             raise ProtocolError("bad_option", "fragment_seconds must be a number from 0.1 to 10")
@@ -252,7 +252,9 @@ class Session:
             device=self.config.device,
             weights=self.config.weights,
             window=WindowConfig(size=window, overlap=overlap),
-            encode=EncodeConfig(preset=preset, crf=crf, container="mp4", fragment_seconds=float(fragment), tune="zerolatency"),
+            # H.264 whatever the input: browsers' MediaSource plays it everywhere. Without a crf the
+            # bitrate is capped near the input's, like the CLI's output.
+            encode=EncodeConfig(codec="h264", preset=preset, crf=crf, container="mp4", fragment_seconds=float(fragment), tune="zerolatency"),
             face=FaceConfig(target=_target(options.get("target"))),
         )
 

@@ -1,0 +1,167 @@
+"""Run a job segment by segment: fresh stages per segment, one runner pass each, into an `Output`.
+
+The frames are decoded once, in order (`SegmentSplitter`); each segment gets
+newly built stages (models are cached per process, so building is cheap)
+and a runner pass over its warm-up, own and lookahead frames; only its own
+frames reach the output. What reaches the sink is counted here (frames with
+a target face, frames an engine edited), where every engine's work ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Awaitable, Callable, Sequence, TypeVar
+
+from lipstream.errors import MediaError
+from lipstream.stream.audio import AudioFeed, AudioInput
+from lipstream.stream.frames import Frame, Window
+from lipstream.stream.source import VideoSource
+from lipstream.stream.timeline import Ending, output_frames, video_end, video_limit
+from lipstream.stream.windows import frame_windows
+
+from ..engines import Plan
+from ..progress import ProgressCallback, ProgressMeter
+from ..runner import FragmentCallback, Runner
+from .outputs import Output
+from .segments import SegmentPlan, SegmentSplitter
+
+T = TypeVar("T")
+
+
+@dataclass
+class Tally:
+    """What left the pipeline: frames, those with a target face, those an engine changed."""
+
+    frames: int = 0
+    faces: int = 0
+    edited: int = 0
+
+    def count(self, frames: Sequence[Frame]) -> tuple[int, int]:
+        faces = sum(1 for f in frames if f.face is not None)
+        edited = sum(1 for f in frames if f.edited)
+        self.frames += len(frames)
+        self.faces += faces
+        self.edited += edited
+        return faces, edited
+
+
+@dataclass(frozen=True)
+class Outcome:
+    tally: Tally
+    video_end: Fraction
+    segments: int  # segments in the output
+    resumed: int  # of them taken over from an earlier run
+
+
+def segment_plan(plan: Plan) -> SegmentPlan:
+    """Segment length from the config; warm-up at least the windows' overlap; lookahead the context after a frame."""
+    config = plan.config
+    overlap = config.window.overlap
+    seconds = Fraction(config.segment.seconds).limit_denominator(1000)
+    return SegmentPlan(seconds, warmup=max(config.segment.warmup, overlap), lookahead=overlap - overlap // 2)
+
+
+async def run_segments(
+    plan: Plan,
+    source: VideoSource,
+    audio: AudioInput,
+    output: Output,
+    *,
+    total_frames: int | None,
+    on_progress: ProgressCallback | None = None,
+    on_fragment: FragmentCallback | None = None,
+    check: Callable[[Tally, Fraction], None] | None = None,
+    audio_end: Callable[[Fraction], Fraction],
+) -> Outcome:
+    """Process every segment into `output`, then finish it (`check` may refuse first: nothing is published)."""
+    config = plan.config
+    ending = Ending()
+    frames = output_frames(source, config.fit, audio.duration, ending)
+    segments = segment_plan(plan)
+    splitter = SegmentSplitter(frames, segments, skip=output.skip)
+    seconds_per_frame = 1 / source.average_rate if source.average_rate else Fraction(1, 25)
+    history = 2 * config.window.audio_margin + float((segments.warmup + config.window.size) * seconds_per_frame)
+    feed = AudioFeed(audio, history=history)
+    meter = ProgressMeter(total_frames)
+    tally = Tally()
+    count = 0
+    stages = plan.stages
+    fresh = True
+    while True:
+        segment = await _blocking(splitter.next_segment)
+        for index, skipped in splitter.skipped:
+            entry = output.skipped(index)
+            tally.frames += skipped
+            if entry is not None:
+                tally.faces += entry.faces
+                tally.edited += entry.edited
+            event = meter.advance(skipped)
+            if on_progress is not None:
+                on_progress(event)
+        splitter.skipped.clear()
+        if segment is None:
+            break
+        count += 1
+        if not fresh:
+            stages = await asyncio.to_thread(plan.engine.build, config, plan.found)
+        fresh = False
+        await _blocking(output.begin, segment)
+        written = [0]
+
+        def write(window: Window, segment=segment, written=written) -> bytes:  # type: ignore[no-untyped-def]
+            own = [f for f in window.owned if segment.owns(f, segments)]
+            faces, edited = tally.count(own)
+            written[0] = len(own)
+            return output.write(own, faces, edited)
+
+        await Runner(stages, queue_size=config.window.queue_size).run(
+            frame_windows(segment.frames, feed, config.window),
+            write,
+            meter=meter,
+            counted=lambda window, written=written: written[0],
+            on_progress=on_progress,
+            on_fragment=on_fragment,
+        )
+        end = segment.next_time
+        if end is None:
+            end = _video_end(config.fit, audio.duration, ending, splitter, source)
+        await _blocking(output.end_segment, segment, end)
+    if splitter.last_time is None:
+        raise MediaError(f"{source.name}: no video frames were produced; the input video may be empty")
+    end = _video_end(config.fit, audio.duration, ending, splitter, source)
+    if check is not None:
+        check(tally, end)
+    stop = threading.Event()
+    data = await _finishing(lambda: output.finish(end, audio_end(end), stop), stop)
+    if data and on_fragment is not None:
+        await on_fragment(data)
+    return Outcome(tally, end, count + splitter.skipped_segments, splitter.skipped_segments)
+
+
+def _video_end(fit: str, audio_duration: Fraction, ending: Ending, splitter: SegmentSplitter, source: VideoSource) -> Fraction:
+    assert splitter.last_time is not None
+    return video_end(video_limit(fit, audio_duration), ending, splitter.last_time, source.frame_duration)  # type: ignore[arg-type]
+
+
+async def _blocking(call: Callable[..., T], *args: object) -> T:
+    """Run a blocking call on a worker thread; if the job is cancelled meanwhile, still wait for it to let go."""
+    future = asyncio.ensure_future(asyncio.to_thread(call, *args))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await asyncio.gather(future, return_exceptions=True)
+        raise
+
+
+async def _finishing(call: Callable[[], T], stop: threading.Event) -> T:
+    """Publish on a worker thread; a cancellation sets `stop` (the output is abandoned) and waits for the thread."""
+    future: Awaitable[T] = asyncio.ensure_future(asyncio.to_thread(call))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        stop.set()
+        await asyncio.gather(future, return_exceptions=True)
+        raise
