@@ -18,12 +18,14 @@ Standard library only: `__main__` imports this before anything heavy.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import signal
-from typing import Any, Coroutine, TypeVar
+from typing import TYPE_CHECKING, Any, Coroutine, TypeVar
 
 from lipstream.errors import Interrupted
+
+if TYPE_CHECKING:
+    import asyncio
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +62,14 @@ def install() -> None:
 
 def run(job: Coroutine[Any, Any, T]) -> T:
     """`asyncio.run(job)` where SIGINT and SIGTERM cancel the job; `Interrupted` once its cleanup is done."""
+    import asyncio  # here, not at the top: start-up imports stay short until the handlers are in
+
     return asyncio.run(_guarded(job))
 
 
 async def _guarded(job: Coroutine[Any, Any, T]) -> T:
+    import asyncio
+
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
@@ -71,7 +77,7 @@ async def _guarded(job: Coroutine[Any, Any, T]) -> T:
 
     def on_signal(signum: int) -> None:
         if received:
-            log.warning("%s received while stopping; waiting for the current window to finish", signal_name(signum))
+            log.info("%s received while stopping; waiting for the current window to finish", signal_name(signum))
             return
         received.append(signum)
         task.cancel()

@@ -84,17 +84,20 @@ class Sink:
         traits: VideoTraits = VideoTraits(),
         muxer: str | None = None,
         durable: bool = False,
+        part_of: Path | None = None,
     ) -> None:
         """`target`: a path, a binary pipe (stdout), or None to hand bytes back from `write`.
 
         `traits` describe the input so the output can follow it; `muxer` forces
         a container format for a path; `durable` syncs the file to disk before
-        it is renamed into place (segments that must survive a crash).
+        it is renamed into place (segments that must survive a crash);
+        `part_of` is the output errors name when `target` is a piece of it.
         """
         self.config = config
         self._rate = rate
         self._traits = traits
         self._durable = durable
+        self._part_of = part_of
         self._path: Path | None = None
         self._tmp: Path | None = None
         self._pipe: BinaryIO | None = None
@@ -107,7 +110,7 @@ class Sink:
             try:
                 self._container = av.open(str(self._tmp), "w", format=fmt, options=options)
             except OSError as exc:
-                raise output_error(exc, target) from None
+                raise output_error(exc, part_of or target) from None
         else:
             self._collector = _Collector()
             self._pipe = target
@@ -199,7 +202,7 @@ class Sink:
 
     def _error(self, exc: OSError) -> Exception:
         if self._path is not None:
-            return output_error(exc, self._path)
+            return output_error(exc, self._part_of or self._path)
         return pipe_error(exc)
 
     def _open_video(self, frame: Frame) -> None:

@@ -69,7 +69,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
     try:
         result = interrupt.run(run_sync(video, audio, output, config, on_progress=console.progress))
     except Interrupted as exc:
-        kept = "the finished segments are kept: run the same command with --resume to continue" if args.resume else "no output was kept"
+        if args.resume:
+            kept = "the finished segments are kept: run the same command with --resume to continue"
+        else:
+            kept = "the output on stdout is incomplete" if args.output == "-" else "no output was kept"
         raise Interrupted(exc.signum, f"{exc}; {kept}") from None
     where = "stdout" if result.output is None else str(result.output)
     for note in result.notes:

@@ -100,6 +100,7 @@ class SegmentFiles:
         self.folder = self.lock.folder
         self.journal = Journal(key, "")
         self.resumed = 0  # finished segments taken over from an earlier run
+        self.restarted = False  # an earlier run's segments were there but not usable (other inputs or options)
         self._sink: Sink | None = None
         self._first_pts = self._last_pts = 0
         self._faces = self._edited = 0
@@ -117,11 +118,12 @@ class SegmentFiles:
                 self.journal = previous
                 self.resumed = sum(1 for index in previous.segments if previous.done(index, self.folder))
             elif self.resume and (self.folder / JOURNAL).exists():
-                log.warning("the unfinished run for %s had other inputs or options; starting over", self.final)
-            keep = {entry.file for entry in self.journal.segments.values()} | {"lock", JOURNAL}
+                log.info("the unfinished run for %s had other inputs or options; starting over", self.final)
+                self.restarted = True
+            keep = {entry.file for entry in self.journal.segments.values()} | {"lock"} | ({JOURNAL} if previous else set())
             for path in self.folder.iterdir():
-                if path.name not in keep:  # unfinished segments, other runs' files: no writer holds them
-                    path.unlink(missing_ok=True)
+                if path.name not in keep and path.is_file():  # unfinished segments, earlier runs' files: no writer holds them
+                    path.unlink()
         except OSError as exc:
             self.close(success=False)
             raise output_error(exc, self.final) from None
@@ -137,7 +139,7 @@ class SegmentFiles:
 
     def begin(self, segment: Segment) -> None:
         path = self.folder / f"seg-{segment.index:06d}.mp4"
-        self._sink = Sink(path, None, self.encode, rate=self.rate, traits=self.traits, muxer="mp4", durable=True)
+        self._sink = Sink(path, None, self.encode, rate=self.rate, traits=self.traits, muxer="mp4", durable=True, part_of=self.final)
         self._faces = self._edited = 0
 
     def write(self, frames: Sequence[Frame], faces: int, edited: int) -> bytes:

@@ -172,6 +172,8 @@ async def _run(
     warnings = []
     if source.damaged:
         warnings.append(f"{source.name}: {source.damaged} damaged frame(s) could not be decoded and were skipped (damaged or truncated input)")
+    if files is not None and files.restarted:
+        warnings.append(f"the interrupted run for {files.final} had other inputs, options or versions; it was started over")
     if tracked and tally.faces == 0:
         warnings.append(f"no target face was found in {source.name}: nothing was re-animated (the output is the video with the new audio)")
     checkpoints = {name: [str(p) for p in paths] for name, paths in plan.found.files.items()}
