@@ -13,7 +13,7 @@ import asyncio
 import threading
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Awaitable, Callable, Sequence, TypeVar
+from typing import Callable, Sequence, TypeVar
 
 from lipstream.errors import MediaError
 from lipstream.stream.audio import AudioFeed, AudioInput
@@ -26,7 +26,7 @@ from ..engines import Plan
 from ..progress import ProgressCallback, ProgressMeter
 from ..runner import FragmentCallback, Runner
 from .outputs import Output
-from .segments import SegmentPlan, SegmentSplitter
+from .segments import Segment, SegmentPlan, SegmentSplitter
 
 T = TypeVar("T")
 
@@ -81,7 +81,8 @@ async def run_segments(
     ending = Ending()
     frames = output_frames(source, config.fit, audio.duration, ending)
     segments = segment_plan(plan)
-    splitter = SegmentSplitter(frames, segments, skip=output.skip)
+    stop = threading.Event()  # set when the job is cancelled: threads give up what they can
+    splitter = SegmentSplitter(frames, segments, skip=output.skip, stop=stop.is_set)
     seconds_per_frame = 1 / source.average_rate if source.average_rate else Fraction(1, 25)
     history = 2 * config.window.audio_margin + float((segments.warmup + config.window.size) * seconds_per_frame)
     feed = AudioFeed(audio, history=history)
@@ -91,7 +92,7 @@ async def run_segments(
     stages = plan.stages
     fresh = True
     while True:
-        segment = await _blocking(splitter.next_segment)
+        segment = await _blocking(splitter.next_segment, stop=stop)
         for index, skipped in splitter.skipped:
             entry = output.skipped(index)
             tally.frames += skipped
@@ -109,19 +110,12 @@ async def run_segments(
             stages = await asyncio.to_thread(plan.engine.build, config, plan.found)
         fresh = False
         await _blocking(output.begin, segment)
-        written = [0]
-
-        def write(window: Window, segment=segment, written=written) -> bytes:  # type: ignore[no-untyped-def]
-            own = [f for f in window.owned if segment.owns(f, segments)]
-            faces, edited = tally.count(own)
-            written[0] = len(own)
-            return output.write(own, faces, edited)
-
+        writer = _SegmentWriter(segment, segments, output, tally)
         await Runner(stages, queue_size=config.window.queue_size).run(
             frame_windows(segment.frames, feed, config.window),
-            write,
+            writer.write,
             meter=meter,
-            counted=lambda window, written=written: written[0],
+            counted=writer.counted,
             on_progress=on_progress,
             on_fragment=on_fragment,
         )
@@ -134,11 +128,28 @@ async def run_segments(
     end = _video_end(config.fit, audio.duration, ending, splitter, source)
     if check is not None:
         check(tally, end)
-    stop = threading.Event()
-    data = await _finishing(lambda: output.finish(end, audio_end(end), stop), stop)
+    data = await _blocking(output.finish, end, audio_end(end), stop, stop=stop)
     if data and on_fragment is not None:
         await on_fragment(data)
     return Outcome(tally, end, count + splitter.skipped_segments, splitter.skipped_segments)
+
+
+class _SegmentWriter:
+    """Hands a segment's own frames (not its warm-up or lookahead) to the output, counting them on the way."""
+
+    def __init__(self, segment: Segment, plan: SegmentPlan, output: Output, tally: Tally) -> None:
+        self.segment, self.plan, self.output, self.tally = segment, plan, output, tally
+        self._last = 0
+
+    def write(self, window: Window) -> bytes:
+        own = [f for f in window.owned if self.segment.owns(f, self.plan)]
+        faces, edited = self.tally.count(own)
+        self._last = len(own)
+        return self.output.write(own, faces, edited)
+
+    def counted(self, window: Window) -> int:
+        """Frames the last `write` handed on (the runner asks right after it)."""
+        return self._last
 
 
 def _video_end(fit: str, audio_duration: Fraction, ending: Ending, splitter: SegmentSplitter, source: VideoSource) -> Fraction:
@@ -146,22 +157,13 @@ def _video_end(fit: str, audio_duration: Fraction, ending: Ending, splitter: Seg
     return video_end(video_limit(fit, audio_duration), ending, splitter.last_time, source.frame_duration)  # type: ignore[arg-type]
 
 
-async def _blocking(call: Callable[..., T], *args: object) -> T:
-    """Run a blocking call on a worker thread; if the job is cancelled meanwhile, still wait for it to let go."""
+async def _blocking(call: Callable[..., T], *args: object, stop: threading.Event | None = None) -> T:
+    """Run a blocking call on a worker thread; if the job is cancelled meanwhile, set `stop` and wait for the thread to let go."""
     future = asyncio.ensure_future(asyncio.to_thread(call, *args))
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
-        await asyncio.gather(future, return_exceptions=True)
-        raise
-
-
-async def _finishing(call: Callable[[], T], stop: threading.Event) -> T:
-    """Publish on a worker thread; a cancellation sets `stop` (the output is abandoned) and waits for the thread."""
-    future: Awaitable[T] = asyncio.ensure_future(asyncio.to_thread(call))
-    try:
-        return await asyncio.shield(future)
-    except asyncio.CancelledError:
-        stop.set()
+        if stop is not None:
+            stop.set()
         await asyncio.gather(future, return_exceptions=True)
         raise

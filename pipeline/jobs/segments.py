@@ -74,10 +74,18 @@ class Segment:
 class SegmentSplitter:
     """Cuts one iterator of output frames into segments, skipping those `skip(index)` says are done."""
 
-    def __init__(self, frames: Iterator[Frame], plan: SegmentPlan, skip: Callable[[int], bool] = lambda index: False) -> None:
+    def __init__(
+        self,
+        frames: Iterator[Frame],
+        plan: SegmentPlan,
+        skip: Callable[[int], bool] = lambda index: False,
+        stop: Callable[[], bool] = lambda: False,
+    ) -> None:
+        """`skip(index)`: that segment is finished already; `stop()`: give up decoding through finished ones (a cancel)."""
         self.plan = plan
         self._source = frames
         self._skip = skip
+        self._stop = stop
         self._ahead: deque[Frame] = deque()  # read from the source, not handed out as own frames yet
         self._history: deque[Frame] = deque(maxlen=max(plan.warmup, 1))  # the last frames handed out or skipped
         self._exhausted = False
@@ -98,6 +106,8 @@ class SegmentSplitter:
                 return segment
             count = 0
             while (frame := self._peek(0)) is not None and self.plan.index_of(frame.time) == index:
+                if self._stop():
+                    return None
                 self._pass()
                 count += 1
             self.skipped.append((index, count))

@@ -33,7 +33,7 @@ from lipstream.stream.timeline import audio_end, video_limit
 from ..engines import Plan, build_stages
 from ..progress import ProgressCallback
 from ..runner import FragmentCallback
-from .outputs import SegmentFiles, StreamOutput
+from .outputs import Output, SegmentFiles, StreamOutput
 from .segmented import Tally, run_segments
 from .segments import file_identity, run_key
 
@@ -128,13 +128,14 @@ async def _run(
     config = plan.config
     tracked = any(stage.name == "face" for stage in plan.stages)
     files: SegmentFiles | None = None
+    target: Output
     if isinstance(output, Path):
         key = await asyncio.to_thread(_run_key, plan, video, audio)
         files = SegmentFiles(output, new_audio, config.encode, rate=source.average_rate, traits=source.traits, key=key, resume=config.resume)
         await asyncio.to_thread(files.open)
         target = files
     else:
-        target = StreamOutput(output, new_audio, config.encode, rate=source.average_rate, traits=source.traits)  # type: ignore[assignment]
+        target = StreamOutput(output, new_audio, config.encode, rate=source.average_rate, traits=source.traits)
     success = False
     try:
         if files is not None:

@@ -95,3 +95,14 @@ def test_the_run_key_changes_with_what_the_output_depends_on(tmp_path):
     assert run_key({"video": file_identity(video), "crf": 21}) != first
     video.write_bytes(b"12345")
     assert run_key({"video": file_identity(video), "crf": 20}) != first
+
+
+def test_a_cancel_stops_decoding_through_finished_segments():
+    calls = []
+
+    def stop():
+        calls.append(1)
+        return len(calls) > 3
+
+    splitter = SegmentSplitter(iter(frames(range(0, 10_000, 100))), SegmentPlan(Fraction(1)), skip=lambda index: True, stop=stop)
+    assert splitter.next_segment() is None and splitter.last_time == Fraction(2, 10)  # gave up after three frames
