@@ -19,6 +19,10 @@ Container = Literal["mp4", "mkv"]
 VideoCodec = Literal["auto", "h264", "hevc"]
 VIDEO_CODECS: tuple[VideoCodec, ...] = ("auto", "h264", "hevc")
 Quality = Literal["fast", "balanced", "best"]
+Enhance = Literal["auto", "none", "gpen", "gfpgan"]
+ENHANCES: tuple[Enhance, ...] = ("auto", "none", "gpen", "gfpgan")
+Detector = Literal["blazeface", "blazeface-short", "retinaface", "retinaface-mnet", "s3fd"]
+DETECTORS: tuple[Detector, ...] = ("blazeface", "blazeface-short", "retinaface", "retinaface-mnet", "s3fd")
 QUALITIES: tuple[Quality, ...] = ("fast", "balanced", "best")
 
 
@@ -107,7 +111,11 @@ class Target:
 class FaceConfig:
     """Finding and following the target speaker."""
 
-    detector: Literal["short", "full"] = "full"  # full range finds faces down to ~1/15 of the frame
+    # blazeface (embedded, full range: faces down to ~1/15 of the frame), blazeface-short (close-ups),
+    # or an official network from --weights: retinaface, retinaface-mnet, s3fd
+    detector: Detector = "blazeface"
+    landmarks: Literal["facemesh", "fan"] = "facemesh"  # fan: FAN's 68 points place the FaceMesh mesh
+    detect_size: int = 640  # longest side the official detectors see (frames are shrunk to it)
     detect_every: int = 0  # 0: detect only when tracking is lost; k: also re-anchor every k-th frame
     presence: float = 0.5  # FaceMesh face-presence below this means tracking is lost
     target: Target | None = None  # pick the face nearest this frame point (from its time on), else the largest
@@ -144,6 +152,9 @@ class SyncConfig:
     device: str = "cpu"
     weights: tuple[Path, ...] = ()  # folders searched first for checkpoints (then $LIPSTREAM_WEIGHTS, the cache)
     quality: Quality = "balanced"  # fast: reduced size/rate generation where an engine has it
+    # restore the re-drawn mouth with GPEN or GFPGAN (wav2lip, retalking); auto: the engine's choice
+    # for the quality (retalking best: GFPGAN, as VideoReTalking does), else none
+    enhance: Enhance = "auto"
     window: WindowConfig = field(default_factory=WindowConfig)
     encode: EncodeConfig = field(default_factory=EncodeConfig)
     face: FaceConfig = field(default_factory=FaceConfig)

@@ -121,7 +121,7 @@ def read_checkpoint(path: Path) -> Mapping[str, Any]:
 
 
 def _module(entry: Checkpoint) -> Any:
-    if entry.kind != "network" or not entry.implemented or entry.module is None or entry.network is None:
+    if entry.kind != "network" or entry.module is None or entry.network is None:
         raise ValueError(f"{entry.name} has no network implementation in lipstream")
     return importlib.import_module(entry.module)
 
@@ -241,7 +241,7 @@ def _read_mat(path: Path) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ verify
 
-Status = Literal["ok", "missing", "failed", "unimplemented"]
+Status = Literal["ok", "missing", "failed"]
 
 
 @dataclass(frozen=True)
@@ -262,8 +262,7 @@ def verify(name: str | Checkpoint, *, weights_dirs: Iterable[str | Path] = ()) -
 
     Networks are built on the CPU (uncached) and loaded strictly, then their
     parameters counted against the declared number. Data files are opened
-    with scipy when it is installed. Entries without an implementation are
-    read as checkpoints only.
+    with scipy when it is installed.
     """
     entry = _entry(name)
     dirs = search_dirs(weights_dirs)
@@ -283,11 +282,6 @@ def verify(name: str | Checkpoint, *, weights_dirs: Iterable[str | Path] = ()) -
                     raise
                 return VerifyResult(entry.name, "ok", f"present; not opened ({exc})", present)
             return VerifyResult(entry.name, "ok", f"variables: {', '.join(sorted(variables))}", present)
-        if not entry.implemented:
-            for spec, path in zip(entry.files, paths):
-                check_file(spec, path)
-                read_checkpoint(path)
-            return VerifyResult(entry.name, "unimplemented", "reads as a checkpoint; no implementation yet to check its keys", present)
         module = _build(entry, paths)
         counted = sum(p.numel() for p in module.parameters())
         del module

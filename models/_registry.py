@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -74,8 +74,7 @@ class Checkpoint:
     is then built as ``network(config)`` and the module's ``NUM_PARAMS`` is a
     dict keyed by it). `remap` is a function of that module taking the loaded
     files in the order of `files` and returning the state_dict for a strict
-    load. Data entries have no network; `implemented=False` marks networks
-    lipstream does not have yet (still listed so `weights list/fetch` know them).
+    load. Data entries have no network.
     """
 
     name: str
@@ -89,7 +88,6 @@ class Checkpoint:
     remap: str = "remap"
     num_params: int | None = None
     wrapper: str | None = None  # where the weights sit in the file, for people reading `weights list`
-    implemented: bool = True
 
 
 # ------------------------------------------------------------------ sources
@@ -141,6 +139,40 @@ def _retinaface(name: str, backbone: str, filename: str, config: str, num_params
         num_params=num_params,
         wrapper=f"plain state_dict, keys may start with 'module.'; biubug6's {filename.removeprefix('detection_')} has the same layout",
     )
+
+
+_GPEN_MODELS = "https://public-vigen-video.oss-cn-shanghai.aliyuncs.com/robin/models/"  # the yangxy/GPEN README's links
+_GPEN_LICENCE = (
+    "GPEN authors (yangxy/GPEN, Alibaba): no licence file; the README said \"For academic and non-commercial "
+    "use only\" from 2021 until that section was removed in March 2026; no other terms published for the "
+    "weights (not verified further)"
+)
+_GFPGAN_LICENCE = (
+    "TencentARC/GFPGAN: Apache-2.0 except the third-party components its LICENSE lists (StyleGAN2 code after "
+    "rosinality/stylegan2-pytorch, MIT, with NVIDIA's non-commercial StyleGAN2 licence reproduced; DFDNet, "
+    "CC BY-NC-SA 4.0); no separate terms stated for the released weights (not verified further)"
+)
+_GFPGAN_RELEASES = "https://github.com/TencentARC/GFPGAN/releases/download/"
+
+
+def _gfpgan(name: str, title: str, filename: str, urls: tuple[str, ...]) -> Checkpoint:
+    """GFPGAN v1.3 and v1.4 share the clean architecture and the file layout."""
+    return Checkpoint(
+        name,
+        title,
+        (WeightFile(filename, urls=urls),),
+        _GFPGAN_LICENCE,
+        module="lipstream.models.gfpgan",
+        network="GFPGANv1Clean",
+        num_params=86_444_252,
+        wrapper="'params_ema' (else 'params')",
+    )
+
+
+def _gpen(filename: str) -> WeightFile:
+    """A GPEN-authors file: in the video-retalking release and at the GPEN README's link."""
+    spec = _retalking(filename)
+    return replace(spec, urls=(*spec.urls, _GPEN_MODELS + filename))
 
 
 _LNET_FILE = _retalking("LNet.pth")
@@ -237,37 +269,34 @@ CHECKPOINTS: dict[str, Checkpoint] = {
         Checkpoint(
             "gpen512",
             "GPEN-BFR-512 face restoration",
-            (_retalking("GPEN-BFR-512.pth"),),
-            "GPEN authors (yangxy/GPEN): " + _UNVERIFIED.format("yangxy/GPEN"),
+            (_gpen("GPEN-BFR-512.pth"),),
+            _GPEN_LICENCE,
+            module="lipstream.models.gpen",
+            network="FullGenerator",
             num_params=71_005_223,
-            wrapper="plain state_dict",
-            implemented=False,
+            wrapper="plain state_dict (a training checkpoint's 'g_ema' also loads)",
         ),
         Checkpoint(
             "parsenet",
             "GPEN ParseNet face parsing (19 classes)",
-            (_retalking("ParseNet-latest.pth"),),
-            "GPEN authors (yangxy/GPEN): " + _UNVERIFIED.format("yangxy/GPEN"),
+            (_gpen("ParseNet-latest.pth"),),
+            _GPEN_LICENCE,
+            module="lipstream.models.parsenet",
+            network="ParseNet",
             num_params=21_303_254,
             wrapper="plain state_dict",
-            implemented=False,
         ),
-        Checkpoint(
+        _gfpgan(
             "gfpgan_v1_clean",
             "GFPGAN v1.3 (clean architecture) face restoration",
-            (
-                WeightFile(
-                    "GFPGANv1.3.pth",
-                    urls=(
-                        "https://github.com/TencentARC/GFPGAN/releases/download/v1.3.0/GFPGANv1.3.pth",
-                        *(base + "GFPGANv1.3.pth" for base in _RETALKING_RELEASES),
-                    ),
-                ),
-            ),
-            "TencentARC/GFPGAN: " + _UNVERIFIED.format("TencentARC/GFPGAN"),
-            num_params=86_444_252,
-            wrapper="'params_ema'",
-            implemented=False,
+            "GFPGANv1.3.pth",
+            (f"{_GFPGAN_RELEASES}v1.3.0/GFPGANv1.3.pth", *(base + "GFPGANv1.3.pth" for base in _RETALKING_RELEASES)),
+        ),
+        _gfpgan(
+            "gfpgan_v1_4",
+            "GFPGAN v1.4 (clean architecture, more detail than v1.3) face restoration",
+            "GFPGANv1.4.pth",
+            (f"{_GFPGAN_RELEASES}v1.3.4/GFPGANv1.4.pth", f"{_GFPGAN_RELEASES}v1.3.0/GFPGANv1.4.pth"),
         ),
         _retinaface("retinaface_r50", "ResNet-50", "detection_Resnet50_Final.pth", "resnet50", 27_293_600),
         _retinaface("retinaface_mnet", "MobileNet-0.25", "detection_mobilenet0.25_Final.pth", "mobilenet0.25", 426_608),

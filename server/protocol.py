@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Iterable
 
-from lipstream.config import FITS, QUALITIES, EncodeConfig, FaceConfig, SyncConfig, Target, WindowConfig
+from lipstream.config import ENHANCES, FITS, QUALITIES, EncodeConfig, FaceConfig, SyncConfig, Target, WindowConfig
 from lipstream.errors import InputError
 from lipstream.pipeline.progress import ProgressEvent
 
@@ -233,13 +233,16 @@ class Session:
     def _options(self, options: Any) -> SyncConfig:
         if not isinstance(options, dict):
             raise ProtocolError("bad_option", '"options" must be an object')
-        _only(options, {"engine", "quality", "fit", "window", "overlap", "preset", "crf", "fragment_seconds", "target"}, "options", code="bad_option")
+        _only(options, {"engine", "quality", "enhance", "fit", "window", "overlap", "preset", "crf", "fragment_seconds", "target"}, "options", code="bad_option")
         engine = options.get("engine", SyncConfig.engine)
         if engine not in self.engines:
             raise ProtocolError("bad_option", f"unknown engine {engine!r}; choose one of: {', '.join(self.engines)}")
         quality = options.get("quality", SyncConfig.quality)
         if quality not in QUALITIES:
             raise ProtocolError("bad_option", f"quality must be one of {', '.join(QUALITIES)}")
+        enhance = options.get("enhance", SyncConfig.enhance)
+        if enhance not in ENHANCES:
+            raise ProtocolError("bad_option", f"enhance must be one of {', '.join(ENHANCES)}")
         fit = options.get("fit", SyncConfig.fit)
         if fit not in FITS:
             raise ProtocolError("bad_option", f"fit must be one of {', '.join(FITS)}")
@@ -255,6 +258,7 @@ class Session:
         return SyncConfig(
             engine=engine,
             quality=quality,
+            enhance=enhance,
             fit=fit,
             device=self.config.device,
             weights=self.config.weights,

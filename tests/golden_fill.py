@@ -10,11 +10,15 @@ from __future__ import annotations
 import json
 import math
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import torch
+import torch.nn.functional as F
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -121,3 +125,104 @@ def assert_golden_output(name: str, got: torch.Tensor, golden: Any, tol: float) 
     assert_close(f"{name} (pooled)", torch.nn.functional.adaptive_avg_pool2d(got, pooled.shape[-2:]).numpy(), pooled, tol)
     sample = got.flatten().numpy()[golden[f"outsample_idx/{name}"]]
     assert_close(f"{name} (sampled)", sample, golden[f"outsample/{name}"], tol)
+def hook_summary(value: torch.Tensor) -> np.ndarray:
+    """The manifests' hook rule: 4-D maps pooled to at most 4x4, anything else its first 256 values per sample."""
+    value = value.detach().float().cpu()
+    if value.dim() == 4:
+        return F.adaptive_avg_pool2d(value, (min(value.shape[2], 4), min(value.shape[3], 4))).numpy()
+    return value.reshape(value.shape[0], -1)[:, :256].numpy()
+
+
+@contextmanager
+def captured_hooks(model: torch.nn.Module, manifest: dict[str, Any]) -> Iterator[dict[str, np.ndarray]]:
+    """Summaries of the manifest's hooked submodules while the block runs, keyed like the npz.
+
+    A tuple output gives items ``out.<i>``; a tensor gives ``out``, and also
+    ``out.0`` because some upstream modules returned ``(tensor, None)`` where
+    ours return the tensor.
+    """
+    captured: dict[str, np.ndarray] = {}
+    modules = dict(model.named_modules())
+
+    def hook(name: str) -> Any:
+        def record(_module: torch.nn.Module, _inputs: Any, out: Any) -> None:
+            items = dict(enumerate(out)) if isinstance(out, (tuple, list)) else {"": out, 0: out}
+            for i, value in items.items():
+                if isinstance(value, torch.Tensor):
+                    captured[f"hook/{name}/out{'' if i == '' else f'.{i}'}"] = hook_summary(value)
+
+        return record
+
+    handles = [modules[n].register_forward_hook(hook(n)) for n in {e["module"] for e in manifest["hooks"]["entries"]}]
+    try:
+        yield captured
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def run_with_hooks(
+    model: torch.nn.Module, manifest: dict[str, Any], *inputs: torch.Tensor
+) -> tuple[Any, dict[str, np.ndarray]]:
+    """One no-grad forward of `inputs`, returning the output and the hooked summaries."""
+    with captured_hooks(model, manifest) as hooks, torch.no_grad():
+        out = model(*inputs)
+    return out, hooks
+
+
+def assert_layout(model: torch.nn.Module, manifest: dict[str, Any], num_params: int) -> None:
+    """The manifest's state_dict (keys, order, shapes, dtypes) and parameter count, and the declared count."""
+    assert state_dict_layout(model) == manifest["state_dict"]
+    assert sum(p.numel() for p in model.parameters()) == num_params == manifest["params"]
+
+
+def assert_hooks(captured: dict[str, np.ndarray], manifest: dict[str, Any], npz: Any, rel: float = 1e-4) -> None:
+    """Every hooked summary within `rel` x max(1, max|golden|): they localise a regression."""
+    for entry in manifest["hooks"]["entries"]:
+        key = f"hook/{entry['module']}/{entry['item']}"
+        want = npz[key]
+        assert_close(key, captured[key], want, rel * max(1.0, float(np.abs(want).max())))
+
+
+def assert_output(name: str, value: torch.Tensor, manifest: dict[str, Any], npz: Any) -> None:
+    """Compare an output with the form the npz stores, within the manifest tolerance.
+
+    Large outputs are stored pooled plus sampled; `value` may hold only the
+    first samples of the golden batch (a cheaper run): the pooled rows and
+    the samples that fall inside it are compared.
+    """
+    tol = manifest["tolerance"][name]
+    spec = next(o for o in manifest["outputs"] if o["name"] == name)
+    got = value.detach().float().cpu()
+    shape_ok = got.dim() == len(spec["shape"]) and list(got.shape[1:]) == spec["shape"][1:]
+    assert shape_ok, f"{name}: shape {tuple(got.shape)}, golden {spec['shape']}"
+    if f"output/{name}" in npz.files:
+        assert_close(name, got.numpy(), npz[f"output/{name}"][: len(got)], tol)
+        return
+    pool = npz[f"output/{name}/pool"]
+    assert_close(f"{name}/pool", F.adaptive_avg_pool2d(got, pool.shape[-2:]).numpy(), pool[: len(got)], tol)
+    idx = npz[f"output/{name}/sample_idx"]
+    inside = idx < got.numel()
+    assert inside.any()
+    assert_close(f"{name}/sample", got.flatten().numpy()[idx[inside]], npz[f"output/{name}/sample"][inside], tol)
+
+
+def assert_input_check(value: torch.Tensor, manifest: dict[str, Any], name: str) -> None:
+    """An input regenerated from its manifest rule has the recorded first values (exactly) and sum."""
+    check = next(i["check"] for i in manifest["inputs"] if i["name"] == name)
+    assert value.flatten()[:8].tolist() == check["first8"], name
+    assert abs(value.double().sum().item() - check["sum"]) <= 1e-6 * max(1.0, abs(check["sum"])), name
+
+
+def load_isolated(name: str, folder: Path) -> torch.nn.Module:
+    """`load_model(name)` searching only `folder` (no $LIPSTREAM_WEIGHTS, no user cache), left uncached."""
+    from lipstream.models import _loading
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("LIPSTREAM_WEIGHTS", raising=False)
+        mp.setenv("XDG_CACHE_HOME", str(folder / "cache"))
+        _loading.clear_cache()
+        try:
+            return _loading.load_model(name, weights_dirs=[folder])
+        finally:
+            _loading.clear_cache()

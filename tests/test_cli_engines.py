@@ -24,11 +24,13 @@ import pytest
 
 from lipstream.stream.audio import AudioInput
 from media import SAMPLE_AUDIO, SAMPLE_VIDEO, audio_samples, video_frames, write_wav
-from official_weights import write_retalking, write_wav2lip
+from official_weights import write_enhancers, write_retalking, write_wav2lip
 
 FPS = 4
 FRAMES = 8  # 2 s
 RETALKING = ("LNet.pth", "ENet.pth", "DNet.pt", "face3d_pretrain_epoch_20.pth", "BFM/similarity_Lm3D_all.mat", "expression.mat")
+ENHANCERS = ("GPEN-BFR-512.pth", "ParseNet-latest.pth", "GFPGANv1.4.pth")
+SHORT = 0.5  # seconds of speech for the runs whose networks cost seconds a frame (2 frames)
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +56,7 @@ def media(tmp_path_factory) -> tuple[Path, Path]:
         samples = np.concatenate([f.to_ndarray().reshape(-1) for f in speech.chunks(16000)])
     finally:
         speech.close()
+    write_wav(folder / "short.wav", samples[: int(SHORT * 16000)])
     return video, write_wav(folder / "speech.wav", samples[: 2 * 16000])
 
 
@@ -61,10 +64,10 @@ def media(tmp_path_factory) -> tuple[Path, Path]:
 def places(tmp_path_factory) -> dict[str, Path]:
     """Three weight folders: 'flag' has both Wav2Lip files, 'env' only wav2lip.pth, 'cache' only wav2lip_gan.pth; all retalking."""
     root = tmp_path_factory.mktemp("weights")
-    shared = write_retalking(root / "retalking")
+    shared = write_enhancers(write_retalking(root / "retalking"))
     flag, env, cache = root / "flag", root / "env", root / "xdg" / "lipstream"
     for folder in (flag, env, cache):
-        for name in RETALKING:
+        for name in RETALKING + ENHANCERS:
             (folder / name).parent.mkdir(parents=True, exist_ok=True)
             os.link(shared / name, folder / name)
     plain = write_wav2lip(root / "w2l", "wav2lip.pth")
@@ -91,9 +94,12 @@ def lipstream(args: list[object], places: dict[str, Path], source: str | None = 
     )
 
 
-def sync(media, places, out: Path, engine: str, quality: str = "balanced", source: str | None = None) -> dict:
+def sync(media, places, out: Path, engine: str, quality: str = "balanced", source: str | None = None, *extra: str, seconds: float = 2.0) -> dict:
     video, audio = media
-    result = lipstream(["sync", video, audio, "-o", out, "--engine", engine, "--quality", quality, "--crf", "0", "--json"], places, source)
+    if seconds != 2.0:
+        audio = audio.with_name("short.wav")
+    args = ["sync", video, audio, "-o", out, "--engine", engine, "--quality", quality, "--crf", "0", "--json", *extra]
+    result = lipstream(args, places, source)
     assert result.returncode == 0, result.stderr[-2000:]
     events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     assert events and events[-1]["event"] == "done", result.stderr[-2000:]
@@ -114,41 +120,52 @@ def reference(media, places, tmp_path_factory) -> tuple[list[np.ndarray], list[t
 
 
 CASES = [
-    # engine, quality, where the weights come from, the checkpoint files the run must report
-    ("warp", "fast", None, {}),
-    ("warp", "balanced", None, {}),
-    ("warp", "best", None, {}),
-    ("wav2lip", "fast", "flag", {"wav2lip_gan": ["flag/wav2lip_gan.pth"]}),
-    ("wav2lip", "balanced", "flag", {"wav2lip_gan": ["flag/wav2lip_gan.pth"]}),
-    ("wav2lip", "best", "flag", {"wav2lip_gan": ["flag/wav2lip_gan.pth"]}),
-    ("wav2lip", "balanced", "env", {"wav2lip": ["env/wav2lip.pth"]}),
-    ("wav2lip", "balanced", "cache", {"wav2lip_gan": ["cache/wav2lip_gan.pth"]}),
-    ("retalking", "fast", "flag", {"lnet": ["flag/LNet.pth"], "dnet": ["flag/DNet.pt"]}),
-    ("retalking", "balanced", "flag", {"enet": ["flag/ENet.pth", "flag/LNet.pth"]}),
-    ("retalking", "best", "flag", {"face3d_recon": ["flag/face3d_pretrain_epoch_20.pth"]}),
-    ("retalking", "fast", "env", {"expression": ["env/expression.mat"]}),
-    ("retalking", "fast", "cache", {"bfm_lm3d": ["cache/BFM/similarity_Lm3D_all.mat"]}),
+    # engine, quality, where the weights come from, more options, the checkpoint files the run must report
+    ("warp", "fast", None, (), {}),
+    ("warp", "balanced", None, (), {}),
+    ("warp", "best", None, (), {}),
+    ("wav2lip", "fast", "flag", (), {"wav2lip_gan": ["flag/wav2lip_gan.pth"]}),
+    ("wav2lip", "balanced", "flag", (), {"wav2lip_gan": ["flag/wav2lip_gan.pth"]}),
+    ("wav2lip", "best", "flag", (), {"wav2lip_gan": ["flag/wav2lip_gan.pth"]}),
+    ("wav2lip", "balanced", "env", (), {"wav2lip": ["env/wav2lip.pth"]}),
+    ("wav2lip", "balanced", "cache", (), {"wav2lip_gan": ["cache/wav2lip_gan.pth"]}),
+    ("wav2lip", "balanced", "flag", ("--enhance", "gpen"), {"gpen512": ["flag/GPEN-BFR-512.pth"], "parsenet": ["flag/ParseNet-latest.pth"]}),
+    ("wav2lip", "balanced", "env", ("--enhance", "gfpgan"), {"gfpgan_v1_4": ["env/GFPGANv1.4.pth"]}),
+    ("retalking", "fast", "flag", (), {"lnet": ["flag/LNet.pth"], "dnet": ["flag/DNet.pt"]}),
+    ("retalking", "balanced", "flag", (), {"enet": ["flag/ENet.pth", "flag/LNet.pth"]}),
+    ("retalking", "best", "flag", (), {"gpen512": ["flag/GPEN-BFR-512.pth"], "gfpgan_v1_4": ["flag/GFPGANv1.4.pth"]}),
+    ("retalking", "fast", "env", (), {"expression": ["env/expression.mat"]}),
+    ("retalking", "fast", "cache", (), {"bfm_lm3d": ["cache/BFM/similarity_Lm3D_all.mat"]}),
 ]
 
 
+def _short(quality: str, extra: tuple[str, ...]) -> bool:
+    return quality == "best" or "--enhance" in extra
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("engine, quality, source, files", CASES, ids=[f"{e}-{q}-{s or 'none'}" for e, q, s, _ in CASES])
-def test_engine_runs_from_the_cli(engine, quality, source, files, media, places, reference, tmp_path):
+@pytest.mark.parametrize(
+    "engine, quality, source, extra, files", CASES, ids=[f"{e}-{q}-{s or 'none'}{''.join(x)}" for e, q, s, x, _ in CASES]
+)
+def test_engine_runs_from_the_cli(engine, quality, source, extra, files, media, places, reference, tmp_path):
     out = tmp_path / "out.mp4"
-    done = sync(media, places, out, engine, quality, source)
+    short = engine != "warp" and _short(quality, extra)
+    done = sync(media, places, out, engine, quality, source, *extra, seconds=SHORT if short else 2.0)
+    frames_out = int(FPS * (SHORT if short else 2.0))
     assert done["engine"] == engine
     where = {"flag": places["flag"], "env": places["env"], "cache": places["xdg"] / "lipstream"}
     for name, expected in files.items():
         want = [str(where[f.split("/", 1)[0]] / f.split("/", 1)[1]) for f in expected]
         assert done["checkpoints"][name] == want, done["checkpoints"]
     if engine == "wav2lip":
-        assert len(done["checkpoints"]) == 1, "one generator is loaded, not both"
+        assert len({"wav2lip", "wav2lip_gan"} & set(done["checkpoints"])) == 1, "one generator is loaded, not both"
 
+    seconds = frames_out / FPS
     got = video_frames(out)
-    assert [t for t, _ in got] == [Fraction(i, FPS) for i in range(FRAMES)]
-    assert done["frames"] == FRAMES and done["video_duration"] == done["audio_duration"] == 2.0
+    assert [t for t, _ in got] == [Fraction(i, FPS) for i in range(frames_out)]
+    assert done["frames"] == frames_out and done["video_duration"] == done["audio_duration"] == seconds
     samples, rate = audio_samples(out)
-    assert abs(samples - 2 * rate) <= 1024, (samples, rate)
+    assert abs(samples - seconds * rate) <= 1024, (samples, rate)
 
     frames, crops = reference
     changed = 0
@@ -159,14 +176,14 @@ def test_engine_runs_from_the_cli(engine, quality, source, files, media, places,
         diff = np.abs(rgb.astype(int) - want.astype(int)).max(axis=2)
         assert not diff[~inside].any(), f"frame {k}: {int((diff[~inside] > 0).sum())} pixels changed outside the face crop"
         changed += bool(diff[inside].any())
-    assert changed >= FRAMES // 2, f"the {engine} engine edited only {changed} of {FRAMES} frames"
+    assert changed >= frames_out // 2, f"the {engine} engine edited only {changed} of {frames_out} frames"
 
 
 def test_auto_takes_the_best_engine_found(places):
     result = lipstream(["weights", "list", "--json"], places, "flag")
     assert result.returncode == 0 and json.loads(result.stdout)["auto"] == "retalking"
     result = lipstream(["weights", "list", "--json"], places, None)
-    assert json.loads(result.stdout)["auto"] == "warp"
+    assert json.loads(result.stdout)["auto"] == "exemplar"
 
 
 def one_error(result: subprocess.CompletedProcess[str]) -> str:
@@ -188,4 +205,9 @@ def test_a_missing_checkpoint_is_one_line_naming_the_file_and_where_to_get_it(me
     for name in ("LNet.pth", "ENet.pth", "face3d_pretrain_epoch_20.pth", "BFM/similarity_Lm3D_all.mat", "expression.mat"):
         assert name in line, line
     assert "DNet.pt" not in line and "lipstream weights fetch" in line
+    line = one_error(lipstream(["sync", video, audio, "-o", out, "--engine", "warp", "--enhance", "gpen"], places))
+    assert "--enhance gpen" in line and "wav2lip" in line and "retalking" in line
+    os.link(places["env"] / "wav2lip.pth", partial / "wav2lip.pth")
+    line = one_error(lipstream(["sync", video, audio, "-o", out, "--engine", "wav2lip", "--enhance", "gfpgan", "--weights", partial], places))
+    assert "GFPGANv1.4.pth or GFPGANv1.3.pth" in line and "ParseNet-latest.pth" in line
     assert not out.exists() and not list(tmp_path.glob(".out.mp4.*"))

@@ -8,7 +8,7 @@ from media import SAMPLE_VIDEO, run_cli, video_frames
 
 
 def test_json_lines_per_frame_with_landmarks():
-    result = run_cli(["faces", SAMPLE_VIDEO, "--landmarks"])
+    result = run_cli(["faces", SAMPLE_VIDEO, "--points"])
     assert result.returncode == 0, result.stderr.decode()
     rows = [json.loads(line) for line in result.stdout.decode().splitlines()]
     assert [r["frame"] for r in rows] == list(range(100))

@@ -22,8 +22,8 @@ from media import SAMPLE_VIDEO, tone_samples, write_wav
 SECONDS = 8.0  # the 4 s sample ping-pongs to 200 frames in 8 one-second segments
 
 
-def args(audio, out, *extra):
-    return [sys.executable, "-m", "lipstream", "sync", SAMPLE_VIDEO, audio, "-o", out, "--engine", "warp", "--segment", "1", "--json", *map(str, extra)]
+def args(audio, out, *extra, engine="warp"):
+    return [sys.executable, "-m", "lipstream", "sync", SAMPLE_VIDEO, audio, "-o", out, "--engine", engine, "--segment", "1", "--json", *map(str, extra)]
 
 
 def decoded(path):
@@ -52,9 +52,9 @@ def journal_segments(out):
         return 0
 
 
-def interrupt(audio, out, sig, when):
+def interrupt(audio, out, sig, when, engine="warp"):
     """Start a resumable run and send `sig` once `when` holds: ("frames", N) reported, or ("segments", N) journaled."""
-    proc = subprocess.Popen(args(audio, out, "--resume"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(args(audio, out, "--resume", engine=engine), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     kind, count = when
     if kind == "frames":
         while True:
@@ -129,6 +129,25 @@ def test_resume_takes_finished_segments_and_starts_over_when_the_inputs_changed(
     result = subprocess.run(args(audio, out, "--resume"), capture_output=True, timeout=300)
     summary = json.loads(result.stderr.decode().strip().splitlines()[-1])
     assert result.returncode == 0 and summary["resumed_segments"] >= 4
+
+
+@pytest.mark.slow
+def test_an_engine_that_looks_over_the_file_first_resumes_the_same_way(tmp_path, reference):
+    """The exemplar engine prepares a bank from the whole file before its first window: every segment's stages do."""
+    audio, _ = reference
+    whole = tmp_path / "whole.mp4"
+    result = subprocess.run(args(audio, whole, engine="exemplar"), capture_output=True, timeout=300)
+    assert result.returncode == 0, result.stderr.decode()
+    first = json.loads(result.stderr.decode().strip().splitlines()[-1])
+    out = tmp_path / "out.mp4"
+    code, _ = interrupt(audio, out, signal.SIGKILL, ("segments", 3), engine="exemplar")
+    assert code == -9
+    result = subprocess.run(args(audio, out, "--resume", engine="exemplar"), capture_output=True, timeout=300)
+    summary = json.loads(result.stderr.decode().strip().splitlines()[-1])
+    assert result.returncode == 0 and summary["resumed_segments"] >= 3
+    assert {k: summary[k] for k in ("exemplar_coverage", "exemplars")} == {k: first[k] for k in ("exemplar_coverage", "exemplars")}
+    (_, digests, samples), (_, expected, expected_samples) = decoded(out), decoded(whole)
+    assert digests == expected and np.array_equal(samples, expected_samples)
 
 
 def test_resume_needs_files_on_both_ends(tmp_path):

@@ -90,7 +90,7 @@ def test_list_shows_needs_and_found_files(tmp_path, env):
     assert data["dirs"] == [str(tmp_path / "w"), str(tmp_path / "cache" / "lipstream")]
     assert data["engines"]["score"] == {"needs": [["syncnet_color"]], "missing": [], "ready": True}
     assert data["engines"]["wav2lip"]["needs"] == [["wav2lip_gan", "wav2lip"]]
-    assert data["engines"]["wav2lip"]["ready"] is False and data["auto"] == "warp"
+    assert data["engines"]["wav2lip"]["ready"] is False and data["auto"] == "exemplar"
     (found,) = data["checkpoints"]["syncnet_color"]["files"]
     assert found["path"] == str(tmp_path / "w" / "lipsync_expert.pth") and found["bytes"] == 10
     human = weights("list", "--weights", tmp_path / "w", env=env)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from lipstream.config import Target
+from lipstream.config import DETECTORS, FaceConfig, Target
 from lipstream.errors import InputError
 
 
@@ -55,3 +55,25 @@ def target(text: str) -> Target:
         return Target(x, y, float(when) if when else 0.0)
     except (ValueError, InputError):
         raise argparse.ArgumentTypeError(f"expected X,Y or X,Y@SECONDS (frame pixels, seconds >= 0), got {text!r}") from None
+
+
+def add_face_options(parser: argparse.ArgumentParser) -> None:
+    """--target, --detector, --landmarks: who is tracked and with which models (sync, faces, score)."""
+    parser.add_argument("--target", type=target, help=TARGET_HELP)
+    parser.add_argument(
+        "--detector",
+        choices=DETECTORS,
+        default=FaceConfig.detector,
+        help="face detector: blazeface (embedded, default), blazeface-short (close-ups), or with checkpoints "
+        "from --weights: retinaface, retinaface-mnet, s3fd; it runs only while the target is not tracked",
+    )
+    parser.add_argument(
+        "--landmarks",
+        choices=("facemesh", "fan"),
+        default=FaceConfig.landmarks,
+        help="facemesh (embedded, default) or fan: FAN's 68 points (2DFAN4-11f355bf06.pth.tar) place the mesh",
+    )
+
+
+def face_config(args: argparse.Namespace) -> FaceConfig:
+    return FaceConfig(target=args.target, detector=args.detector, landmarks=args.landmarks)

@@ -8,21 +8,22 @@ import json
 import sys
 from pathlib import Path
 
-from lipstream.config import FaceConfig, WindowConfig
+from lipstream.config import WindowConfig
 from lipstream.console import Console
 from lipstream.errors import InputError
 from lipstream.stream.frames import Frame
 
-from ._args import TARGET_HELP, target
+from ._args import add_face_options, face_config
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     faces = commands.add_parser("faces", help="report the tracked target per frame", description="Find and follow the target speaker; print one JSON line per frame on stdout.")
     faces.add_argument("video", help="video file, or - for stdin")
     faces.add_argument("--overlay", type=Path, help="also write the video with boxes, crop and lip points drawn")
-    faces.add_argument("--landmarks", action="store_true", help="include the 468 landmarks (frame pixels) per frame")
-    faces.add_argument("--target", type=target, help=TARGET_HELP)
-    faces.add_argument("--detector", choices=("full", "short"), default="full", help="full range finds small faces; short is faster on close-ups")
+    faces.add_argument("--points", action="store_true", help="include the 468 landmarks (frame pixels) per frame")
+    add_face_options(faces)
+    faces.add_argument("--weights", type=Path, action="append", default=[], metavar="DIR", help="folder with the checkpoints of --detector/--landmarks (repeatable)")
+    faces.add_argument("--device", default="cpu", help="torch device for --detector/--landmarks networks (default: %(default)s)")
     faces.add_argument("--json", action="store_true", help="progress as JSON lines on stderr")
     faces.set_defaults(handler=run)
 
@@ -55,10 +56,14 @@ def run(args: argparse.Namespace, console: Console) -> int:
     def on_frame(frame: Frame) -> None:
         stats["frames"] += 1
         stats["present"] += frame.face is not None
-        out.write(json.dumps(record(frame, args.landmarks), separators=(",", ":")) + "\n")
+        out.write(json.dumps(record(frame, args.points), separators=(",", ":")) + "\n")
 
-    config = FaceConfig(target=args.target, detector=args.detector)
-    asyncio.run(run_faces(video, on_frame, face=config, window=WindowConfig(), overlay=args.overlay, on_progress=console.progress))
+    asyncio.run(
+        run_faces(
+            video, on_frame, face=face_config(args), window=WindowConfig(), overlay=args.overlay,
+            device=args.device, weights=tuple(args.weights), on_progress=console.progress,
+        )
+    )
     out.flush()
     share = stats["present"] / max(stats["frames"], 1)
     console.done({**stats, "overlay": str(args.overlay) if args.overlay else None}, f"target present on {stats['present']}/{stats['frames']} frames ({share:.1%})")

@@ -8,7 +8,7 @@ import sys
 
 from lipstream.console import Console
 
-from ._args import non_negative, positive
+from ._args import add_face_options, face_config, non_negative, positive
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -27,6 +27,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     score.add_argument("--device", default="cpu", help="torch device, e.g. cuda:0 (default: %(default)s)")
     score.add_argument("--max-offset", type=non_negative, default=15, help="largest offset searched, in frames (default: %(default)s)")
     score.add_argument("--batch", type=positive, default=32, help="windows per forward pass (default: %(default)s)")
+    score.add_argument(
+        "--protocol",
+        choices=("lipstream", "syncnet"),
+        default="lipstream",
+        help="lipstream: follow the target as `sync` does (default); syncnet: the published evaluation's S3FD "
+        "face tracks and crops (needs s3fd-619a316812.pth; see the README)",
+    )
+    add_face_options(score)
     score.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     score.set_defaults(handler=run)
 
@@ -41,6 +49,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
         device=args.device,
         max_offset=args.max_offset,
         batch_size=args.batch,
+        protocol=args.protocol,
+        face=face_config(args),
     )
     if args.json:
         sys.stdout.write(json.dumps(result.to_dict(), separators=(",", ":")) + "\n")

@@ -7,12 +7,12 @@ import sys
 from pathlib import Path
 
 from lipstream import interrupt
-from lipstream.config import FITS, QUALITIES, VIDEO_CODECS, EncodeConfig, FaceConfig, SegmentConfig, SyncConfig, WindowConfig
+from lipstream.config import ENHANCES, FITS, QUALITIES, VIDEO_CODECS, EncodeConfig, SegmentConfig, SyncConfig, WindowConfig
 from lipstream.console import Console
 from lipstream.errors import InputError, Interrupted, OutputError
 from lipstream.pipeline.engines import AUTO, ENGINES
 
-from ._args import TARGET_HELP, bit_rate, non_negative, positive, seconds, target
+from ._args import add_face_options, bit_rate, face_config, non_negative, positive, seconds
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -35,8 +35,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     sync.add_argument("--strict", action="store_true", help="exit 2 instead of warning when no target face is found anywhere")
     sync.add_argument("--device", default="cpu", help="torch device for model stages, e.g. cuda:0 (default: %(default)s)")
     sync.add_argument("--weights", type=Path, action="append", default=[], metavar="DIR", help="folder with checkpoints, searched before $LIPSTREAM_WEIGHTS and the cache (repeatable)")
-    sync.add_argument("--quality", choices=QUALITIES, default="balanced", help="retalking: fast generates at reduced size and rate (~3-4x faster); best = balanced until enhancers exist")
-    sync.add_argument("--target", type=target, help=TARGET_HELP)
+    sync.add_argument("--quality", choices=QUALITIES, default="balanced", help="retalking: fast generates at reduced size and rate (~3-4x faster); best is VideoReTalking's recipe (GPEN references, GFPGAN mouth; needs their checkpoints)")
+    sync.add_argument("--enhance", choices=ENHANCES, default="auto", help="restore the re-drawn mouth with GPEN-BFR-512 or GFPGAN (wav2lip, retalking; needs the checkpoint and ParseNet-latest.pth); auto: GFPGAN for retalking best, else none")
+    add_face_options(sync)
     sync.add_argument("--json", action="store_true", help="JSON lines on stderr instead of a progress bar")
     sync.set_defaults(handler=run)
 
@@ -56,9 +57,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
         device=args.device,
         weights=tuple(args.weights),
         quality=args.quality,
+        enhance=args.enhance,
         window=WindowConfig(size=args.window, overlap=args.overlap),
         encode=EncodeConfig(codec=args.codec, preset=args.preset, crf=args.crf, bitrate=args.bitrate, tune=args.tune, container=args.container),
-        face=FaceConfig(target=args.target),
+        face=face_config(args),
         segment=SegmentConfig(seconds=args.segment),
         resume=args.resume,
         strict=args.strict,
@@ -94,6 +96,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
             "face_frames": round(result.faces / result.frames, 4) if result.tracked and result.frames else None,
             "segments": result.segments,
             "resumed_segments": result.resumed,
+            **result.stats,
         },
         f"wrote {result.frames} frames ({float(result.video_duration):.2f} s) to {where} with the {result.engine} engine"
         f" ({share:.0%} re-animated{resumed})",

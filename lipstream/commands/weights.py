@@ -160,7 +160,7 @@ def run_verify(args: argparse.Namespace, console: Console) -> int:
             sys.stderr.write(f"verifying {name}...\r")
             sys.stderr.flush()
         results.append(verify(name, weights_dirs=args.weights))
-    labels = {"ok": "ok", "missing": "missing", "failed": "FAILED", "unimplemented": "no implementation yet"}
+    labels = {"ok": "ok", "missing": "missing", "failed": "FAILED"}
     lines = [f"{r.name:<16} {labels[r.status]:<8} {r.detail}" for r in results]
     _print({"results": [r.to_dict() for r in results]}, lines, args.json)
     failed = [r.name for r in results if r.status == "failed"]

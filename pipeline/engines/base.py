@@ -9,7 +9,7 @@ here: `resolve` only finds files, so listing and choosing stay cheap.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
@@ -19,7 +19,7 @@ from lipstream.models._registry import find_file, get, how_to_get, search_dirs
 
 from ..stage import Stage
 
-__all__ = ["Engine", "Found", "resolve", "missing_requirements"]
+__all__ = ["Engine", "Found", "find", "missing_requirements", "plain_options", "resolve"]
 
 Requirement = tuple[str, ...]  # registry names that can each fill the need, best first
 
@@ -36,6 +36,11 @@ class Found:
         return next(name for name in requirement if name in self.files)
 
 
+def plain_options(config: SyncConfig) -> tuple[SyncConfig, tuple[Requirement, ...]]:
+    """Engines whose options add nothing: `--enhance auto` means no enhancement."""
+    return (replace(config, enhance="none") if config.enhance == "auto" else config), ()
+
+
 @dataclass(frozen=True)
 class Engine:
     name: str
@@ -44,6 +49,11 @@ class Engine:
     context: int = 0  # frames its stages read around each owned frame: the least window overlap
     checkpoints: tuple[Requirement, ...] = ()
     rank: int | None = None  # `auto` takes the highest-ranked engine whose checkpoints are found; None: never
+    faces: bool = True  # runs the face stage (so the face options' checkpoints are needed too)
+    enhances: bool = False  # draws a mouth that the enhance stage (--enhance) may restore
+    # what the job's options mean for this engine: the configuration with `enhance` resolved
+    # (never "auto"), and the checkpoints those options add (retalking's `best`)
+    options: Callable[[SyncConfig], tuple[SyncConfig, tuple[Requirement, ...]]] = plain_options
 
 
 def _files(name: str, dirs: list[Path]) -> tuple[Path, ...] | None:
@@ -59,11 +69,16 @@ def missing_requirements(engine: Engine, weights: Iterable[str | Path] = ()) -> 
 
 def resolve(engine: Engine, weights: Iterable[str | Path] = ()) -> Found:
     """The files `engine` will load, or one WeightsError naming every missing file and where to get it."""
+    return find(engine.checkpoints, weights, f"the {engine.name} engine")
+
+
+def find(requirements: Iterable[Requirement], weights: Iterable[str | Path], who: str) -> Found:
+    """The files that fill `requirements`, or one WeightsError saying what `who` needs and where to get it."""
     weights = tuple(Path(w) for w in weights)
     dirs = search_dirs(weights)
     chosen: dict[str, tuple[Path, ...]] = {}
     missing: list[Requirement] = []
-    for requirement in engine.checkpoints:
+    for requirement in requirements:
         for name in requirement:
             files = _files(name, dirs)
             if files is not None:
@@ -72,11 +87,11 @@ def resolve(engine: Engine, weights: Iterable[str | Path] = ()) -> Found:
         else:
             missing.append(requirement)
     if missing:
-        raise WeightsError(_missing_message(engine.name, missing, dirs))
+        raise WeightsError(_missing_message(who, missing, dirs))
     return Found(chosen, weights)
 
 
-def _missing_message(engine: str, missing: list[Requirement], dirs: list[Path]) -> str:
+def _missing_message(who: str, missing: list[Requirement], dirs: list[Path]) -> str:
     needs: list[str] = []
     listed: set[str] = set()  # a file two entries share (LNet.pth) is named once
     for requirement in missing:
@@ -87,6 +102,6 @@ def _missing_message(engine: str, missing: list[Requirement], dirs: list[Path]) 
             needs.append(" or ".join(dict.fromkeys(n for n in names if n)))
     how = how_to_get([name for requirement in missing for name in requirement[:1]])
     return (
-        f"the {engine} engine needs {'; '.join(needs)}, not found in {', '.join(map(str, dirs))}; {how} "
+        f"{who} needs {'; '.join(needs)}, not found in {', '.join(map(str, dirs))}; {how} "
         "(or put the files in one of those folders; --weights DIR adds one)"
     )

@@ -10,18 +10,22 @@ face; the target never changes to another person.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Sequence
 
 import numpy as np
 
-from lipstream.config import FaceConfig, WindowConfig
+from lipstream.config import FaceConfig, SyncConfig, WindowConfig
 from lipstream.models.blazeface import BlazeFace
-from lipstream.models.face_types import Landmarks
+from lipstream.models.face_types import Detection, FaceDetector, Landmarks
 from lipstream.models.facemesh import FaceMesh, FaceRoi, warp_crop, warp_crop_i420
 from lipstream.stream.frames import Face, Frame, Window
 
 from .crop import CropSmoother
 from .identity import IdentityGate, box_of, choose_initial, signature
+from .models import FaceModels, face_models, fit_mesh
+
+DETECT_BATCH = 8  # frames an official detector looks at in one forward while the target is missing
 
 log = logging.getLogger(__name__)
 
@@ -36,40 +40,75 @@ class Observation:
 class FaceTracker:
     """Per-frame target observations, in frame order (holds the models and the identity)."""
 
-    def __init__(self, config: FaceConfig) -> None:
+    def __init__(self, config: FaceConfig, models: FaceModels | None = None) -> None:
         self.config = config
-        self.detector = BlazeFace(config.detector, num_threads=config.threads)
+        models = models or FaceModels()
+        self.detector: FaceDetector = models.detector or BlazeFace(
+            "short" if config.detector == "blazeface-short" else "full", num_threads=config.threads
+        )
+        # official detectors cost the same per frame on a batch: look ahead when the target is missing
+        self.batch = 1 if models.detector is None else DETECT_BATCH
         self.mesh = FaceMesh(num_threads=config.threads)
         self.gate = IdentityGate()
         self._last: Landmarks | None = None
         self._count = 0
+        self._ahead: dict[int, list[Detection]] = {}  # full-frame detections made early for later frames
 
-    def observe(self, frame: Frame) -> Observation | None:
-        """The target in `frame`, or None; call once per frame, in order."""
+    def observe(self, frame: Frame, ahead: Sequence[Frame] = ()) -> Observation | None:
+        """The target in `frame`, or None; call once per frame, in order (`ahead`: the frames that follow)."""
         periodic = self.config.detect_every > 0 and self._count % self.config.detect_every == 0
         self._count += 1
         if self._last is not None and not periodic:
             found = self._track(frame, self.mesh.roi(self._last))
             if found is not None:
+                self._ahead.clear()
                 return found
         target = self.config.target
         if not self.gate.started and target is not None and frame.time < target.time:
             return None  # the chosen speaker is looked for from its time on
-        rgb = frame.rgb()  # the detector needs the whole picture: only when the target is lost
-        detections = self.detector.detect_frame(rgb)
-        if not self.gate.started:
-            first = choose_initial(detections, None if target is None else (target.x, target.y))
-            candidates = [] if first is None else [first]
+        if self.gate.started:
+            # the target was seen: look where it was heading first, then over the whole picture
+            found = self._follow(frame, self._near(frame))
+            if found is None:
+                found = self._follow(frame, self._full_frame(frame, ahead))
         else:
-            centre = self.gate.predicted_centre()
-            candidates = sorted(detections, key=lambda d: np.hypot(d.center[0] - centre[0], d.center[1] - centre[1]))
-        for detection in candidates:
+            first = choose_initial(self._full_frame(frame, ahead), None if target is None else (target.x, target.y))
+            found = None if first is None else self._track(frame, self.mesh.roi(first))
+        if found is None:
+            self.gate.miss()
+            self._last = None
+        return found
+
+    def _follow(self, frame: Frame, detections: list[Detection]) -> Observation | None:
+        centre = self.gate.predicted_centre()
+        for detection in sorted(detections, key=lambda d: np.hypot(d.center[0] - centre[0], d.center[1] - centre[1])):
             found = self._track(frame, self.mesh.roi(detection))
             if found is not None:
                 return found
-        self.gate.miss()
-        self._last = None
         return None
+
+    def _near(self, frame: Frame) -> list[Detection]:
+        """Faces around where the target is expected, found in that region of the frame only."""
+        assert self.gate.box is not None
+        size = max(float(self.gate.box[2] - self.gate.box[0]), float(self.gate.box[3] - self.gate.box[1]), 8.0)
+        cx, cy = self.gate.predicted_centre()
+        width, height = frame.size
+        reach = 1.5 * size
+        x0, y0 = max(int(cx - reach), 0), max(int(cy - reach), 0)
+        x1, y1 = min(int(cx + reach) + 1, width), min(int(cy + reach) + 1, height)
+        if x1 - x0 < 16 or y1 - y0 < 16:
+            return []
+        (found,) = self.detector.detect([frame.rgb_region((x0, y0, x1, y1))])
+        return [Detection(d.x0 + x0, d.y0 + y0, d.x1 + x0, d.y1 + y0, d.score, d.keypoints + (x0, y0)) for d in found]
+
+    def _full_frame(self, frame: Frame, ahead: Sequence[Frame]) -> list[Detection]:
+        """Faces in the whole picture, detected together with the next frames when the detector batches."""
+        if frame.index in self._ahead:
+            return self._ahead.pop(frame.index)
+        batch = [frame, *list(ahead)[: self.batch - 1]]
+        found = self.detector.detect([f.rgb() for f in batch])
+        self._ahead = {f.index: dets for f, dets in zip(batch[1:], found[1:])}
+        return found[0]
 
     def _track(self, frame: Frame, roi: FaceRoi) -> Observation | None:
         """Landmarks inside `roi`, accepted if they are the target; only the crop's pixels are converted."""
@@ -110,10 +149,15 @@ class FaceStage:
     """Sets `frame.face` on every frame of a window (None where the target is absent)."""
 
     name = "face"
-    device: str | None = None
 
-    def __init__(self, config: FaceConfig = FaceConfig(), window: WindowConfig = WindowConfig()) -> None:
+    def __init__(
+        self, config: FaceConfig = FaceConfig(), window: WindowConfig = WindowConfig(), models: FaceModels | None = None
+    ) -> None:
+        """`models`: official detector / FAN from `faces.models.face_models`; the embedded ones by default."""
         self.config = config
+        self.models = models or FaceModels()
+        # torch models run on their device's executor; the embedded TFLite ones on the stage's own thread
+        self.device: str | None = self.models.device
         lookahead = window.overlap - window.overlap // 2
         self.fade = max(0, min(config.fade, lookahead))
         self._tracker: FaceTracker | None = None
@@ -124,12 +168,14 @@ class FaceStage:
 
     def __call__(self, window: Window) -> Window:
         if self._tracker is None:
-            self._tracker = FaceTracker(self.config)
+            self._tracker = FaceTracker(self.config, self.models)
             self._smoother = CropSmoother(window.frames[0].size, self.config.crop)
         assert self._smoother is not None
-        for frame in window.frames:
-            if frame.index not in self._observed:
-                self._observed[frame.index] = self._tracker.observe(frame)
+        new = [f for f in window.frames if f.index not in self._observed]
+        for k, frame in enumerate(new):
+            self._observed[frame.index] = self._tracker.observe(frame, new[k + 1 :])
+        if self.models.refiner is not None:
+            self._refine([f for f in new if self._observed[f.index] is not None])
         owned = window.owned
         after = window.frames[window.own_stop :]
         obs = [self._observed[f.index] for f in owned]
@@ -152,6 +198,21 @@ class FaceStage:
                 del cache[index]
         return window.with_frames(frames)
 
+    def _refine(self, frames: list[Frame]) -> None:
+        """FAN on the window's new faces in one batch; each mesh moved to agree with it."""
+        assert self.models.refiner is not None
+        if not frames:
+            return
+        observed = [self._observed[f.index] for f in frames]
+        marks = self.models.refiner.landmarks_batch(
+            [(f.rgb(), Landmarks(o.points, o.presence)) for f, o in zip(frames, observed)]  # type: ignore[union-attr]
+        )
+        for frame, o, fan in zip(frames, observed, marks):
+            assert o is not None
+            fitted = fit_mesh(o.points, fan.xy)
+            if fitted is not None:
+                self._observed[frame.index] = replace(o, points=fitted, box=box_of(fitted))
+
     def _box(self, frame: Frame) -> np.ndarray | None:
         o = self._observed.get(frame.index)
         return None if o is None else o.box
@@ -167,6 +228,11 @@ class FaceStage:
         if o is None or provisional is None:
             return frame.with_face(None)
         return frame.with_face(self._face(o, provisional, 1.0))
+
+
+def face_stage(config: SyncConfig) -> FaceStage:
+    """The face stage of a lip-sync job, with the detector and landmark models its options name."""
+    return FaceStage(config.face, config.window, face_models(config.face, config.device, config.weights))
 
 
 def _faces_ahead(present: list[bool]) -> int:

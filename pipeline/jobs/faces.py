@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO, Callable
@@ -14,6 +15,7 @@ from lipstream.stream.timeline import output_frames
 from lipstream.stream.windows import frame_windows
 
 from ..faces.overlay import Overlay
+from ..faces.models import face_models
 from ..faces.stage import FaceStage
 from ..progress import ProgressCallback
 from ..runner import Runner
@@ -26,12 +28,15 @@ async def run_faces(
     face: FaceConfig = FaceConfig(),
     window: WindowConfig = WindowConfig(),
     overlay: Path | None = None,
+    device: str = "cpu",
+    weights: tuple[Path, ...] = (),
     on_progress: ProgressCallback | None = None,
 ) -> int:
     """Track the target over `video`; call `on_frame` for each frame in order. Returns frames seen."""
     if overlay is not None:
         check_output(overlay, video)
-    stages = [FaceStage(face, window)] + ([Overlay()] if overlay is not None else [])
+    models = await asyncio.to_thread(face_models, face, device, weights)
+    stages = [FaceStage(face, window, models)] + ([Overlay()] if overlay is not None else [])
     with VideoSource(video) as source:
         sink = Sink(overlay, None, EncodeConfig(), rate=source.average_rate) if overlay is not None else None
 

@@ -34,7 +34,7 @@ class Output(Protocol):
     def skipped(self, index: int) -> DoneSegment | None: ...
     def begin(self, segment: Segment) -> None: ...
     def write(self, frames: Sequence[Frame], faces: int, edited: int) -> bytes: ...
-    def end_segment(self, segment: Segment, end: Fraction) -> None: ...
+    def end_segment(self, segment: Segment, end: Fraction, report: dict[str, object]) -> None: ...
     def finish(self, video_end: Fraction, audio_end: Fraction, stop: threading.Event) -> bytes: ...
     def abort(self) -> None: ...
 
@@ -61,7 +61,7 @@ class StreamOutput:
     def write(self, frames: Sequence[Frame], faces: int, edited: int) -> bytes:
         return self.sink.write(frames)
 
-    def end_segment(self, segment: Segment, end: Fraction) -> None:
+    def end_segment(self, segment: Segment, end: Fraction, report: dict[str, object]) -> None:
         pass
 
     def finish(self, video_end: Fraction, audio_end: Fraction, stop: threading.Event) -> bytes:
@@ -152,7 +152,7 @@ class SegmentFiles:
         self._edited += edited
         return self._sink.write(frames)
 
-    def end_segment(self, segment: Segment, end: Fraction) -> None:
+    def end_segment(self, segment: Segment, end: Fraction, report: dict[str, object]) -> None:
         sink, self._sink = self._sink, None
         assert sink is not None
         sink.close(end, end)
@@ -161,7 +161,9 @@ class SegmentFiles:
         if not self.journal.time_base and sink.time_base is not None:
             self.journal.time_base = str(sink.time_base)
         path = self.folder / f"seg-{segment.index:06d}.mp4"
-        entry = DoneSegment(segment.index, path.name, segment.own, self._first_pts, self._last_pts, path.stat().st_size, self._faces, self._edited)
+        entry = DoneSegment(
+            segment.index, path.name, segment.own, self._first_pts, self._last_pts, path.stat().st_size, self._faces, self._edited, report
+        )
         self.journal.segments[segment.index] = entry
         try:
             self.journal.save(self.folder / JOURNAL)

@@ -1,10 +1,13 @@
 """Run a job segment by segment: fresh stages per segment, one runner pass each, into an `Output`.
 
 The frames are decoded once, in order (`SegmentSplitter`); each segment gets
-newly built stages (models are cached per process, so building is cheap)
-and a runner pass over its warm-up, own and lookahead frames; only its own
-frames reach the output. What reaches the sink is counted here (frames with
-a target face, frames an engine edited), where every engine's work ends.
+newly built stages (models are cached per process, so building is cheap),
+prepared on the whole file when the video is one (`prepare(video)`: a look
+over the input, the same for every segment) and a runner pass over its
+warm-up, own and lookahead frames; only its own frames reach the output.
+What reaches the sink is counted here (frames with a target face, frames an
+engine edited), where every engine's work ends; the stages' own `report()`s
+are combined over the segments.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import asyncio
 import threading
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 from typing import Callable, Sequence, TypeVar
 
 from lipstream.errors import MediaError
@@ -54,6 +58,22 @@ class Outcome:
     video_end: Fraction
     segments: int  # segments in the output
     resumed: int  # of them taken over from an earlier run
+    stats: dict[str, object]  # the stages' reports, combined over the segments
+
+
+def combine_reports(reports: Sequence[tuple[int, dict[str, object]]]) -> dict[str, object]:
+    """One summary from each segment's (own frames, stage reports): shares averaged by frames, counts the largest."""
+    out: dict[str, object] = {}
+    for key in dict.fromkeys(k for _, report in reports for k in report):
+        values = [(frames, report[key]) for frames, report in reports if key in report]
+        if all(isinstance(v, float) for _, v in values):
+            total = sum(frames for frames, _ in values)
+            out[key] = round(sum(frames * float(v) for frames, v in values) / total, 4) if total else values[-1][1]  # type: ignore[arg-type]
+        elif all(isinstance(v, int) and not isinstance(v, bool) for _, v in values):
+            out[key] = max(int(v) for _, v in values)  # type: ignore[call-overload]
+        else:
+            out[key] = values[-1][1]
+    return out
 
 
 def segment_plan(plan: Plan) -> SegmentPlan:
@@ -75,8 +95,12 @@ async def run_segments(
     on_fragment: FragmentCallback | None = None,
     check: Callable[[Tally, Fraction], None] | None = None,
     audio_end: Callable[[Fraction], Fraction],
+    video_file: Path | None = None,
 ) -> Outcome:
-    """Process every segment into `output`, then finish it (`check` may refuse first: nothing is published)."""
+    """Process every segment into `output`, then finish it (`check` may refuse first: nothing is published).
+
+    `video_file`: the input as a file, for stages that look over it first.
+    """
     config = plan.config
     ending = Ending()
     frames = output_frames(source, config.fit, audio.duration, ending)
@@ -91,6 +115,7 @@ async def run_segments(
     count = 0
     stages = plan.stages
     fresh = True
+    reports: list[tuple[int, dict[str, object]]] = []
     while True:
         segment = await _blocking(splitter.next_segment, stop=stop)
         for index, skipped in splitter.skipped:
@@ -99,6 +124,7 @@ async def run_segments(
             if entry is not None:
                 tally.faces += entry.faces
                 tally.edited += entry.edited
+                reports.append((skipped, dict(entry.report)))
             event = meter.advance(skipped)
             if on_progress is not None:
                 on_progress(event)
@@ -109,6 +135,11 @@ async def run_segments(
         if not fresh:
             stages = await asyncio.to_thread(plan.engine.build, config, plan.found)
         fresh = False
+        if video_file is not None:
+            for stage in stages:
+                prepare = getattr(stage, "prepare", None)
+                if prepare is not None:
+                    await _blocking(prepare, video_file)
         await _blocking(output.begin, segment)
         writer = _SegmentWriter(segment, segments, output, tally)
         await Runner(stages, queue_size=config.window.queue_size).run(
@@ -119,10 +150,16 @@ async def run_segments(
             on_progress=on_progress,
             on_fragment=on_fragment,
         )
+        report: dict[str, object] = {}
+        for stage in stages:
+            stage_report = getattr(stage, "report", None)
+            if stage_report is not None:
+                report.update(stage_report())
+        reports.append((segment.own, report))
         end = segment.next_time
         if end is None:
             end = _video_end(config.fit, audio.duration, ending, splitter, source)
-        await _blocking(output.end_segment, segment, end)
+        await _blocking(output.end_segment, segment, end, report)
     if splitter.last_time is None:
         raise MediaError(f"{source.name}: no video frames were produced; the input video may be empty")
     end = _video_end(config.fit, audio.duration, ending, splitter, source)
@@ -131,7 +168,7 @@ async def run_segments(
     data = await _blocking(output.finish, end, audio_end(end), stop, stop=stop)
     if data and on_fragment is not None:
         await on_fragment(data)
-    return Outcome(tally, end, count + splitter.skipped_segments, splitter.skipped_segments)
+    return Outcome(tally, end, count + splitter.skipped_segments, splitter.skipped_segments, combine_reports(reports))
 
 
 class _SegmentWriter:

@@ -156,6 +156,7 @@ class DoneSegment:
     bytes: int
     faces: int = 0  # frames with a target face
     edited: int = 0  # frames whose pixels an engine changed
+    report: dict[str, Any] = field(default_factory=dict)  # what its stages reported (see segmented.combine_reports)
 
 
 @dataclass

@@ -53,6 +53,7 @@ class JobResult:
     output: Path | None
     engine: str = ""
     checkpoints: dict[str, list[str]] = field(default_factory=dict)  # registry name -> files loaded
+    stats: dict[str, object] = field(default_factory=dict)  # what the stages report (e.g. exemplar_coverage)
     damaged_frames: int = 0  # frames of the input lost to damage (skipped packets, a truncated file)
     faces: int = 0  # output frames where the target face was found
     reanimated: int = 0  # output frames whose pixels the engine changed
@@ -161,6 +162,7 @@ async def _run(
             on_fragment=on_fragment,
             check=check,
             audio_end=lambda end: audio_end(config.fit, new_audio.duration, end),
+            video_file=Path(video) if isinstance(video, (str, Path)) else None,
         )
         success = True
     except BaseException:
@@ -186,6 +188,7 @@ async def _run(
         output if isinstance(output, Path) else None,
         plan.engine.name,
         checkpoints,
+        outcome.stats,
         damaged_frames=source.damaged,
         faces=tally.faces,
         reanimated=tally.edited,

@@ -34,17 +34,16 @@ _MIN_PRESENCE = 0.5
 # ------------------------------------------------------------------ the mouth
 
 
-def lip_openings(frames: Iterable[np.ndarray]) -> np.ndarray:
-    """Inner-lip gap over inner mouth width per RGB frame; NaN where no face is found.
+def track_faces(frames: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, Landmarks | None]]:
+    """(frame, landmarks of the largest face or None) per RGB frame.
 
-    Tracks the largest face: detection on the first frame and whenever
-    tracking is lost (the full-range detector when the short-range one
-    finds nothing), FaceMesh from the previous landmarks otherwise.
+    Detection on the first frame and whenever tracking is lost (the
+    full-range detector when the short-range one finds nothing), FaceMesh
+    from the previous landmarks otherwise.
     """
     detectors = [BlazeFace("short")]
     mesh = FaceMesh()
     roi: Detection | Landmarks | None = None
-    out = []
     for rgb in frames:
         if roi is None:
             found = detectors[0].detect_frame(rgb)
@@ -54,16 +53,20 @@ def lip_openings(frames: Iterable[np.ndarray]) -> np.ndarray:
                 found = detectors[1].detect_frame(rgb)
             roi = max(found, key=lambda d: d.width * d.height) if found else None
         if roi is None:
-            out.append(math.nan)
+            yield rgb, None
             continue
         marks = mesh.landmarks(rgb, roi)
         if marks.presence < _MIN_PRESENCE:
             roi = None
-            out.append(math.nan)
+            yield rgb, None
             continue
         roi = marks
-        out.append(mouth_ratio(marks.xy))
-    return np.array(out, np.float64)
+        yield rgb, marks
+
+
+def lip_openings(frames: Iterable[np.ndarray]) -> np.ndarray:
+    """Inner-lip gap over inner mouth width per RGB frame; NaN where no face is found."""
+    return np.array([math.nan if marks is None else mouth_ratio(marks.xy) for _, marks in track_faces(frames)], np.float64)
 
 
 def mouth_ratio(xy: np.ndarray) -> float:

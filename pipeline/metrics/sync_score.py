@@ -18,20 +18,29 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lipstream.config import FaceConfig
 from lipstream.errors import InputError
 from lipstream.models._loading import load_model
+from lipstream.models.face_types import FaceDetector
 from lipstream.stream.audio import AudioInput
 from lipstream.stream.inputs import open_container
+from lipstream.stream.frames import Frame
 from lipstream.stream.source import VideoSource
 
+from ..engines.base import find
+from ..faces.models import face_models
+from ..faces.models import requirements as face_requirements
 from .lse import OffsetScores, OffsetSearch
-from .syncnet_inputs import GRID_RATE, WINDOW, LowerFaceTracker, audio_windows, video_windows
+from .syncnet_inputs import GRID_RATE, WINDOW, LowerFaceTracker, audio_windows, lower_half, video_windows
+from .syncnet_protocol import ProtocolConfig, Track, crop_face, detect_grid, link_tracks, track_crops
+
+Protocol = Literal["lipstream", "syncnet"]
 
 __all__ = ["SyncScore", "score_sync"]
 
@@ -49,6 +58,8 @@ class SyncScore:
     frames: int
     windows: int
     face_windows: int
+    protocol: Protocol = "lipstream"
+    tracks: int = 0  # S3FD face tracks (syncnet protocol)
 
     @property
     def offset(self) -> int:
@@ -68,6 +79,8 @@ class SyncScore:
             "distances": list(self.scores.mean_distance),
             "pairs": list(self.scores.pairs),
             "model": "syncnet_color",
+            "protocol": self.protocol,
+            "tracks": self.tracks,
         }
 
 
@@ -120,6 +133,33 @@ def _has_audio(path: str | Path) -> bool:
         return bool(container.streams.audio)
 
 
+class _TrackCrops:
+    """Grid frame -> lower face cut from the protocol's smoothed track crop (None off every track)."""
+
+    def __init__(self, tracks: list[Track], config: ProtocolConfig) -> None:
+        self.config = config
+        self.rows: dict[int, np.ndarray] = {}
+        for track in tracks:
+            for k, row in zip(track.frames, track_crops(track, config)):
+                self.rows.setdefault(int(k), row)
+
+    def __call__(self, k: int, frame: Frame) -> np.ndarray | None:
+        row = self.rows.get(k)
+        return None if row is None else lower_half(crop_face(frame.rgb(), *row, self.config))
+
+
+def _protocol_tracks(video: str | Path, detector: FaceDetector, config: ProtocolConfig) -> list[Track]:
+    """The first pass of the published protocol: the detector over the 25 fps grid, boxes linked into tracks."""
+    with VideoSource(video) as source:
+        tracks = link_tracks(list(detect_grid(source, detector, config)), config)
+    if not tracks:
+        raise InputError(
+            f"no S3FD face track of {config.min_track} frames or more (faces over {config.min_face:g} px) in {video}; "
+            "the syncnet protocol needs a visible speaker for at least 2 s"
+        )
+    return tracks
+
+
 def score_sync(
     video: str | Path,
     audio: str | Path | None = None,
@@ -128,20 +168,42 @@ def score_sync(
     device: str = "cpu",
     max_offset: int = 15,
     batch_size: int = 32,
+    protocol: Protocol = "lipstream",
+    face: FaceConfig = FaceConfig(),
+    detector: FaceDetector | None = None,
 ) -> SyncScore:
     """Score the lip sync of `video` against `audio` (default: the video's own audio track).
 
-    `weights_dirs` are searched for lipsync_expert.pth before
-    $LIPSTREAM_WEIGHTS and the cache folder.
+    `weights_dirs` are searched for lipsync_expert.pth (and s3fd-619a316812.pth
+    for the `syncnet` protocol) before $LIPSTREAM_WEIGHTS and the cache
+    folder. `lipstream` follows the target as the pipeline does (`face`);
+    `syncnet` cuts the published protocol's S3FD face tracks (`detector`
+    replaces S3FD, e.g. to test the rest of the protocol).
     """
     search = OffsetSearch(max_offset)
     windows = faces = 0
+    weights_dirs = tuple(weights_dirs)
+    if audio is None and not _has_audio(video):
+        raise InputError(f"{video} has no audio track; pass the speech to score against as AUDIO")
+    needs = [(CHECKPOINTS[0],), *face_requirements(face)] if protocol == "lipstream" else [(CHECKPOINTS[0],)]
+    if protocol == "syncnet" and detector is None:
+        needs.append(("s3fd",))
+    find(needs, weights_dirs, f"lipstream score --protocol {protocol}")  # every missing file in one line
+    expert = load_model(CHECKPOINTS[0], weights_dirs=weights_dirs, device=device)
+    tracks: list[Track] = []
+    if protocol == "syncnet":
+        if detector is None:
+            from lipstream.models.s3fd import S3FDDetector
+
+            detector = S3FDDetector(load_model("s3fd", weights_dirs=weights_dirs, device=device))
+        tracks = _protocol_tracks(video, detector, ProtocolConfig())
+        crops: Callable[[int, Frame], np.ndarray | None] = _TrackCrops(tracks, ProtocolConfig())
+    else:
+        crops = LowerFaceTracker(face, face_models(face, device, weights_dirs))
     with VideoSource(video) as source:
-        if audio is None and not _has_audio(video):
-            raise InputError(f"{video} has no audio track; pass the speech to score against as AUDIO")
         sound = AudioInput(audio if audio is not None else video)
         try:
-            embedder = _Embedder(load_model(CHECKPOINTS[0], weights_dirs=weights_dirs, device=device))
+            embedder = _Embedder(expert)
             videos = _Batch(embedder.video, search.add_video, batch_size)
             audios = _Batch(embedder.audio, search.add_audio, batch_size)
             sounds = audio_windows(sound)
@@ -160,7 +222,7 @@ def score_sync(
                     audios.put(*item)
                     audio_next = item[0] + 1
 
-            for i, window in video_windows(source, LowerFaceTracker()):
+            for i, window in video_windows(source, crops):
                 windows += 1
                 faces += window is not None
                 videos.put(i, window)
@@ -181,4 +243,4 @@ def score_sync(
             raise InputError(f"no face found in {WINDOW} consecutive frames of {video}; score needs a visible speaker")
         raise InputError(f"the audio does not overlap the video; check that the audio belongs to {video}")
     log.info("scored %d windows (%d with a face) against %d audio windows", windows, faces, audio_next)
-    return SyncScore(scores, windows + WINDOW - 1, windows, faces)
+    return SyncScore(scores, windows + WINDOW - 1, windows, faces, protocol, len(tracks))

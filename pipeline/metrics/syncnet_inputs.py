@@ -12,7 +12,8 @@ Everything is a generator holding a few frames or seconds at most.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 from fractions import Fraction
 
 import cv2
@@ -26,6 +27,9 @@ from lipstream.stream.source import VideoSource
 
 from lipstream.pipeline.engines.shared.mel import mel_column, mel_windows
 
+if TYPE_CHECKING:
+    from lipstream.pipeline.faces.models import FaceModels
+
 __all__ = [
     "GRID_RATE",
     "WINDOW",
@@ -33,6 +37,7 @@ __all__ = [
     "audio_windows",
     "grid_frames",
     "lower_face",
+    "lower_half",
     "video_windows",
 ]
 
@@ -67,8 +72,16 @@ def audio_windows(audio: AudioInput, block: int = 250) -> Iterator[tuple[int, np
 # ------------------------------------------------------------------ faces
 
 
+def lower_half(face: np.ndarray) -> np.ndarray:
+    """Rows 48..95 of a face picture (RGB) resized to 96x96 BGR, as SyncNet_color takes it."""
+    bgr = np.ascontiguousarray(face[:, :, ::-1])  # BGR, as cv2 reads frames in Wav2Lip
+    shrink = face.shape[1] > FACE_SIZE or face.shape[0] > FACE_SIZE
+    small = cv2.resize(bgr, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return small[FACE_SIZE // 2 :]
+
+
 def lower_face(rgb: np.ndarray, points: np.ndarray) -> np.ndarray | None:
-    """Rows 48..95 of the 96x96 BGR crop of the landmarks' box, or None if the box is degenerate.
+    """`lower_half` of the landmarks' box, or None if the box is degenerate.
 
     The box spans the landmarks (forehead to chin, cheek to cheek), close to
     the S3FD boxes Wav2Lip's crops come from; it is clamped to the frame.
@@ -79,23 +92,23 @@ def lower_face(rgb: np.ndarray, points: np.ndarray) -> np.ndarray | None:
     x0, y0, x1, y1 = max(0, x0), max(0, y0), min(width, x1), min(height, y1)
     if x1 - x0 < 8 or y1 - y0 < 8:
         return None
-    face = np.ascontiguousarray(rgb[y0:y1, x0:x1, ::-1])  # BGR, as cv2 reads frames in Wav2Lip
-    shrink = (x1 - x0) > FACE_SIZE or (y1 - y0) > FACE_SIZE
-    face = cv2.resize(face, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-    return face[FACE_SIZE // 2 :]
+    return lower_half(rgb[y0:y1, x0:x1])
 
 
 class LowerFaceTracker:
-    """Lower-face crop per frame, from the same target tracker the sync pipeline uses."""
+    """Lower-face crop per grid frame, from the same target tracker the sync pipeline uses."""
 
-    def __init__(self, config: FaceConfig = FaceConfig()) -> None:
+    def __init__(self, config: FaceConfig = FaceConfig(), models: FaceModels | None = None) -> None:
         from lipstream.pipeline.faces.stage import FaceTracker
 
-        self._tracker = FaceTracker(config)
+        self._tracker = FaceTracker(config, models)
+        self._last: tuple[int, np.ndarray | None] = (-1, None)
 
-    def __call__(self, frame: Frame) -> np.ndarray | None:
-        found = self._tracker.observe(frame)
-        return None if found is None else lower_face(frame.rgb(), found.points)
+    def __call__(self, k: int, frame: Frame) -> np.ndarray | None:
+        if frame.source_index != self._last[0]:  # slow videos repeat frames on the grid: track each once
+            found = self._tracker.observe(frame)
+            self._last = (frame.source_index, None if found is None else lower_face(frame.rgb(), found.points))
+        return self._last[1]
 
 
 def grid_frames(source: VideoSource, rate: int = GRID_RATE) -> Iterator[tuple[int, Frame]]:
@@ -119,14 +132,14 @@ def grid_frames(source: VideoSource, rate: int = GRID_RATE) -> Iterator[tuple[in
             k += 1
 
 
-def video_windows(source: VideoSource, tracker: LowerFaceTracker) -> Iterator[tuple[int, np.ndarray | None]]:
-    """(i, (15, 48, 96) float32 in [0, 1] or None) for windows of 5 grid frames starting at i."""
+def video_windows(source: VideoSource, crops: Callable[[int, Frame], np.ndarray | None]) -> Iterator[tuple[int, np.ndarray | None]]:
+    """(i, (15, 48, 96) float32 in [0, 1] or None) for windows of 5 grid frames starting at i.
+
+    `crops(k, frame)` gives grid frame k's lower face (None: no face there).
+    """
     recent: deque[np.ndarray | None] = deque(maxlen=WINDOW)
-    last_index, last_crop = -1, None
     for k, frame in grid_frames(source):
-        if frame.source_index != last_index:  # slow videos repeat frames on the grid
-            last_index, last_crop = frame.source_index, tracker(frame)
-        recent.append(last_crop)
+        recent.append(crops(k, frame))
         if len(recent) == WINDOW:
             if any(c is None for c in recent):
                 yield k - WINDOW + 1, None

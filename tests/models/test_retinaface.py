@@ -170,7 +170,7 @@ def test_registry_loads_official_layout(tmp_path: Path, monkeypatch, name: str) 
     monkeypatch.delenv("LIPSTREAM_WEIGHTS", raising=False)
     manifest, golden = GOLDENS[name]
     entry = CHECKPOINTS[name]
-    assert entry.implemented and entry.config == CASES[name] and entry.num_params == manifest["params"]
+    assert entry.config == CASES[name] and entry.num_params == manifest["params"]
     wrapped = {"module." + k: v for k, v in _filled(name).state_dict().items()}  # DataParallel keys
     torch.save(wrapped, tmp_path / entry.files[0].filename)
     _loading.clear_cache()

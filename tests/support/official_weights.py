@@ -31,6 +31,19 @@ def write_wav2lip(folder: Path, filename: str = "wav2lip.pth") -> Path:
     return folder / filename
 
 
+def write_enhancers(folder: Path) -> Path:
+    """GPEN-BFR-512.pth and ParseNet-latest.pth (plain state_dicts), GFPGANv1.4.pth ('params_ema')."""
+    from lipstream.models.gfpgan import GFPGANv1Clean
+    from lipstream.models.gpen import FullGenerator
+    from lipstream.models.parsenet import ParseNet
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(_filled("gpen512", FullGenerator()), folder / "GPEN-BFR-512.pth")
+    torch.save(_filled("parsenet", ParseNet()), folder / "ParseNet-latest.pth")
+    torch.save({"params_ema": _filled("gfpgan_v1_clean", GFPGANv1Clean())}, folder / "GFPGANv1.4.pth")
+    return folder
+
+
 def write_retalking(folder: Path) -> Path:
     """LNet.pth, ENet.pth, DNet.pt, face3d_pretrain_epoch_20.pth, BFM/ and expression.mat."""
     from lipstream.models.dnet import DNet

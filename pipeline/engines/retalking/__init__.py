@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from lipstream.config import SyncConfig
 
+from dataclasses import replace
+
 from ...stage import Stage
-from ..base import Engine, Found
+from ..base import Engine, Found, Requirement, plain_options
 from .config import MIN_OVERLAP
 
 
@@ -15,6 +17,15 @@ def build(config: SyncConfig, found: Found) -> list[Stage]:
     return retalking_stages(config, found)
 
 
+def options(config: SyncConfig) -> tuple[SyncConfig, tuple[Requirement, ...]]:
+    """`best` is VideoReTalking's recipe: GPEN on the references and, unless --enhance says otherwise, GFPGAN on the mouth."""
+    if config.quality != "best":
+        return plain_options(config)
+    if config.enhance == "auto":
+        config = replace(config, enhance="gfpgan")
+    return config, (("gpen512",), ("parsenet",))
+
+
 ENGINE = Engine(
     "retalking",
     "VideoReTalking: D-Net stabilised reference + ENet/LNet (slow on CPU)",
@@ -22,4 +33,6 @@ ENGINE = Engine(
     context=MIN_OVERLAP,
     checkpoints=(("lnet",), ("enet",), ("dnet",), ("face3d_recon",), ("bfm_lm3d",), ("expression",)),
     rank=30,
+    enhances=True,
+    options=options,
 )

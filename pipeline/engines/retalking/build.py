@@ -1,17 +1,18 @@
 """The VideoReTalking engine (`--engine retalking`): stabilise, generate, compose, window by window.
 
-    face ──> stabilise (face3d + D-Net, device) ──> generate (E-Net, device) ──> compose (thread)
+    face ──> stabilise (face3d + D-Net, device) ──> [refine (GPEN, best)] ──> generate (E-Net, device) ──> compose (thread)
 
 What differs from the original pipeline (OpenTalker/video-retalking
 ``inference.py``): landmarks come once from the face stage and every step
 reuses them (no dlib, FAN, S3FD or RetinaFace passes); the networks run on
 the owned frames of a window and nothing is kept beyond a window (D-Net's
 26-frame context comes from the window overlap, `MIN_OVERLAP`); the
-stabilised face is the reference as it is (no GPEN: it did not help once
-the work is cropped); E-Net's style vector is computed once per window and
-its upsampler only for the rows the mouth mask reaches; no GFPGAN pass; the
-mouth mask comes from the landmarks (no ParseNet) and one Laplacian blend
-at the face box's resolution replaces two at 512.
+stabilised face is the reference as it is below `best`; E-Net's style
+vector is computed once per window and its upsampler only for the rows the
+mouth mask reaches; the mouth mask comes from the landmarks and one
+Laplacian blend at the face box's resolution replaces two at 512 (`best`
+adds GFPGAN with one ParseNet pass per frame, where the original runs it
+twice).
 
 Quality (CPU seconds per frame on demo2, 1 thread, tools/bench_retalking.py;
 the original's models cost ~24 s on the same machine)
@@ -20,8 +21,10 @@ the original's models cost ~24 s on the same machine)
     stabilised face, moved onto their own by a similarity of the eye and
     nose landmarks), L-Net alone at 96 (no E-Net upsampler): ~0.7 s, a
     softer mouth on large faces.
-    ``best``: the same as ``balanced`` until lipstream has face enhancers
-    (GPEN/GFPGAN), which it will then add.
+    ``best``: VideoReTalking's recipe on top of ``balanced``: the D-Net
+    references restored by GPEN-BFR-512 under a ParseNet face mask
+    (`refine.py`), and the drawn mouth restored by GFPGAN (the shared
+    enhance stage, `--enhance auto`). Several times the cost of ``balanced``.
 """
 
 from __future__ import annotations
@@ -69,16 +72,17 @@ def retalking_stages(config: SyncConfig, found: Found, engine: RetalkingConfig |
     """The engine's stages with the official weights `found`, built once per job."""
     from lipstream.models._loading import load_model
 
-    from ...faces.stage import FaceStage
+    from ...faces.stage import face_stage
 
     if engine is None:
         engine = RetalkingConfig(quality=config.quality)
     template5, expression = load_face3d_data(found.weights, engine.expression)
     face3d, dnet, enet = (load_model(n, weights_dirs=found.weights, device=config.device) for n in ("face3d_recon", "dnet", "enet"))
+    refine = None
     if engine.quality == "best":
-        log.info("quality best is balanced until face enhancers are available")
-    models = model_stages(face3d, dnet, enet, template5, expression, engine, config.device)
-    return [FaceStage(config.face, config.window), *models]
+        refine = tuple(load_model(n, weights_dirs=found.weights, device=config.device) for n in ("gpen512", "parsenet"))
+    models = model_stages(face3d, dnet, enet, template5, expression, engine, config.device, refine)  # type: ignore[arg-type]
+    return [face_stage(config), *models]
 
 
 def model_stages(
@@ -89,13 +93,19 @@ def model_stages(
     expression: np.ndarray,
     engine: RetalkingConfig = RetalkingConfig(),
     device: str = "cpu",
+    refine: tuple[nn.Module, nn.Module] | None = None,
 ) -> list[Stage]:
-    """Stabilise, generate and compose around built networks and the BFM data (tests pass filled ones)."""
+    """Stabilise, (refine,) generate and compose around built networks and the BFM data (tests pass filled ones).
+
+    `refine` is (GPEN-BFR-512, ParseNet) for `best` quality: the references are restored before E-Net.
+    """
     from .compose import ComposeStage
     from .generate import GenerateStage
+    from .refine import RefineReferences
     from .stabilise import StabiliseStage
 
     image_batch = engine.image_batch_for(device)
+    refined: list[Stage] = [] if refine is None else [RefineReferences(*refine, device=device)]
     return [
         StabiliseStage(
             face3d,
@@ -107,6 +117,7 @@ def model_stages(
             batch_size=engine.batch_size,
             dnet_batch=image_batch,
         ),
+        *refined,
         GenerateStage(
             enet,
             device=device,

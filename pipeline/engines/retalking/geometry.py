@@ -35,32 +35,14 @@ import numpy as np
 from lipstream.models._face3d_coeffs import pos_fit
 from lipstream.stream.frames import Frame
 
-from ..shared.face_region import trusted
+from ..shared.face_region import mesh_five_points, trusted
 
 Box = tuple[int, int, int, int]
 
-EYE_IMAGE_LEFT = (33, 133)  # the subject's right eye: outer, inner corner
-EYE_IMAGE_RIGHT = (362, 263)  # the subject's left eye: inner, outer corner
-NOSE_TIP = 1
-MOUTH_CORNERS = (61, 291)  # image left, image right
 STABLE = (33, 133, 362, 263, 168, 6, 197, 1)  # eye corners and nose ridge: speech does not move them
 
 FACE3D_SIZE = 224
 FACE3D_RESCALE = 102.0
-
-
-def mesh_five_points(landmarks: np.ndarray) -> np.ndarray:
-    """FaceMesh (468, 2+) -> (5, 2): image-left eye, image-right eye, nose tip, left and right mouth corner."""
-    xy = np.asarray(landmarks, dtype=np.float64)[:, :2]
-    return np.stack(
-        [
-            xy[list(EYE_IMAGE_LEFT)].mean(axis=0),
-            xy[list(EYE_IMAGE_RIGHT)].mean(axis=0),
-            xy[NOSE_TIP],
-            xy[MOUTH_CORNERS[0]],
-            xy[MOUTH_CORNERS[1]],
-        ]
-    )
 
 
 def ffhq_square(landmarks: np.ndarray) -> np.ndarray:

@@ -34,7 +34,7 @@ from torch import nn
 from lipstream.models._face3d_coeffs import WINDOW_RADIUS, driving_window, semantic_row
 from lipstream.stream.frames import Frame, Window
 
-from ..shared.face_region import trusted
+from ..shared.face_region import mesh_five_points, trusted
 from .geometry import (
     STABLE,
     Box,
@@ -42,7 +42,6 @@ from .geometry import (
     apply,
     box_to_image,
     cut,
-    mesh_five_points,
     similarity,
     stabilise_box,
     then,

@@ -14,9 +14,14 @@ import numpy as np
 
 from lipstream.stream.frames import Face, Frame
 
-__all__ = ["LOWER_FACE", "Box", "editable", "face_box", "lower_face_mask", "trusted"]
+__all__ = ["LOWER_FACE", "Box", "editable", "face_box", "lower_face_mask", "mesh_five_points", "trusted"]
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in frame pixels, end exclusive
+
+EYE_IMAGE_LEFT = (33, 133)  # the subject's right eye: outer, inner corner
+EYE_IMAGE_RIGHT = (362, 263)  # the subject's left eye: inner, outer corner
+NOSE_TIP = 1
+MOUTH_CORNERS = (61, 291)  # image left, image right
 _MIN_SIDE = 8  # boxes narrower than this (px) carry no usable mouth
 
 # FaceMesh points around the region pasted back: the face contour from the
@@ -27,6 +32,20 @@ LOWER_FACE = (
     93, 132, 58, 172, 136, 150, 149, 176, 148, 152, 377, 400, 378, 379, 365, 397, 288, 361, 323,
     425, 327, 2, 98, 205,
 )
+
+
+def mesh_five_points(landmarks: np.ndarray) -> np.ndarray:
+    """FaceMesh (468, 2+) -> (5, 2): image-left eye, image-right eye, nose tip, left and right mouth corner."""
+    xy = np.asarray(landmarks, dtype=np.float64)[:, :2]
+    return np.stack(
+        [
+            xy[list(EYE_IMAGE_LEFT)].mean(axis=0),
+            xy[list(EYE_IMAGE_RIGHT)].mean(axis=0),
+            xy[NOSE_TIP],
+            xy[MOUTH_CORNERS[0]],
+            xy[MOUTH_CORNERS[1]],
+        ]
+    )
 
 
 def trusted(face: Face | None) -> bool:

@@ -1,4 +1,4 @@
-"""The embedded engine: the mouth re-articulated from the audio by geometry (`stage.py`); needs no weights."""
+"""The embedded engine: the mouth re-articulated from the audio by geometry (`shared/rearticulate.py`); needs no weights."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from ..base import Engine, Found
 
 
 def build(config: SyncConfig, found: Found) -> list[Stage]:
-    from ...faces.stage import FaceStage
-    from .stage import WarpLips
+    from ...faces.stage import face_stage
+    from ..shared.rearticulate import WarpLips
 
-    return [FaceStage(config.face, config.window), WarpLips(config)]
+    return [face_stage(config), WarpLips(config)]
 
 
 ENGINE = Engine("warp", "re-animate the mouth from the audio with geometry; needs no weights", build, rank=10)

@@ -16,11 +16,11 @@ def build(config: SyncConfig, found: Found, engine: Wav2LipConfig = Wav2LipConfi
     """Track the face, then generate with whichever checkpoint `found` holds."""
     from lipstream.models._loading import load_model
 
-    from ...faces.stage import FaceStage
+    from ...faces.stage import face_stage
     from .stage import Wav2LipStage
 
     network = load_model(found.name_for(CHECKPOINT), weights_dirs=found.weights, device=config.device)
-    return [FaceStage(config.face, config.window), Wav2LipStage(network, engine, device=config.device)]
+    return [face_stage(config), Wav2LipStage(network, engine, device=config.device)]
 
 
 ENGINE = Engine(
@@ -30,4 +30,5 @@ ENGINE = Engine(
     context=Wav2LipConfig().min_overlap,
     checkpoints=(CHECKPOINT,),
     rank=20,
+    enhances=True,
 )

@@ -1,4 +1,4 @@
-"""Engine choice: `auto` takes the best engine whose checkpoints are present, else warp."""
+"""Engine choice: `auto` takes the best engine whose checkpoints are present, else the exemplar engine."""
 
 from dataclasses import replace
 
@@ -17,21 +17,21 @@ def no_other_weights(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
 
-def test_auto_without_checkpoints_is_warp(tmp_path):
-    assert choose(SyncConfig(engine="auto", weights=(tmp_path,))).name == "warp"
+def test_auto_without_checkpoints_is_the_exemplar_engine(tmp_path):
+    assert choose(SyncConfig(engine="auto", weights=(tmp_path,))).name == "exemplar"
 
 
 def test_auto_prefers_the_best_engine_found(tmp_path):
     (tmp_path / "wav2lip.pth").write_bytes(b"present")
     assert choose(SyncConfig(engine="auto", weights=(tmp_path,))).name == "wav2lip"
-    assert [e.name for e in available([tmp_path])] == ["wav2lip", "warp"]
+    assert [e.name for e in available([tmp_path])] == ["wav2lip", "exemplar", "warp"]
     for name in ("lnet", "enet", "dnet", "face3d_recon", "bfm_lm3d", "expression"):
         for spec in get(name).files:
             (tmp_path / spec.relpath).parent.mkdir(parents=True, exist_ok=True)
             (tmp_path / spec.relpath).write_bytes(b"x")
-    assert [e.name for e in available([tmp_path])] == ["retalking", "wav2lip", "warp"]
+    assert [e.name for e in available([tmp_path])] == ["retalking", "wav2lip", "exemplar", "warp"]
     (tmp_path / "BFM" / "similarity_Lm3D_all.mat").unlink()
-    assert [e.name for e in available([tmp_path])] == ["wav2lip", "warp"]
+    assert [e.name for e in available([tmp_path])] == ["wav2lip", "exemplar", "warp"]
     assert choose(SyncConfig(engine="auto", weights=(tmp_path,))).name == "wav2lip"
 
 

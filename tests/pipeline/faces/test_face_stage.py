@@ -171,6 +171,6 @@ def test_landmarks_are_computed_once_per_frame(monkeypatch):
 
     calls = []
     original = face_stage.FaceTracker.observe
-    monkeypatch.setattr(face_stage.FaceTracker, "observe", lambda self, rgb: calls.append(1) or original(self, rgb))
+    monkeypatch.setattr(face_stage.FaceTracker, "observe", lambda self, frame, ahead=(): calls.append(1) or original(self, frame, ahead))
     frames = list(run_stage(decoded(DATA / "sample.mp4"), window=WindowConfig(size=16, overlap=8)))
     assert len(frames) == 100 and len(calls) == 100

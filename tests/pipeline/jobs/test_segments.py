@@ -106,3 +106,11 @@ def test_a_cancel_stops_decoding_through_finished_segments():
 
     splitter = SegmentSplitter(iter(frames(range(0, 10_000, 100))), SegmentPlan(Fraction(1)), skip=lambda index: True, stop=stop)
     assert splitter.next_segment() is None and splitter.last_time == Fraction(2, 10)  # gave up after three frames
+
+
+def test_stage_reports_combine_over_segments():
+    from lipstream.pipeline.jobs.segmented import combine_reports
+
+    reports = [(100, {"coverage": 1.0, "bank": 30, "mode": "a"}), (300, {"coverage": 0.5, "bank": 36, "mode": "b"}), (50, {})]
+    assert combine_reports(reports) == {"coverage": 0.625, "bank": 36, "mode": "b"}
+    assert combine_reports([]) == {}

@@ -33,7 +33,8 @@ from lipstream.pipeline.engines.base import resolve
 from lipstream.pipeline.engines.retalking.build import load_face3d_data, model_stages, retalking_stages
 from lipstream.pipeline.engines.retalking.config import MIN_OVERLAP, RetalkingConfig
 from lipstream.pipeline.engines.retalking.generate import GenerateStage, enet_rows
-from lipstream.pipeline.engines.retalking.geometry import alignment_params, apply, invert, mesh_five_points
+from lipstream.pipeline.engines.retalking.geometry import alignment_params, apply, invert
+from lipstream.pipeline.engines.shared.face_region import mesh_five_points
 from lipstream.pipeline.engines.retalking.stabilise import StabiliseStage
 from lipstream.stream import sink as sink_module
 from lipstream.stream.audio import AudioInput

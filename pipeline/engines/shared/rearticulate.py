@@ -19,7 +19,8 @@ kernels cost on a 20 s clip.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
+from typing import Mapping
 
 import cv2
 import numpy as np
@@ -27,9 +28,9 @@ import numpy as np
 from lipstream.config import SyncConfig
 from lipstream.stream.frames import AudioSpan, Frame, Window
 
-from ..shared.articulation import Articulation, ArticulationConfig, Articulator
-from ..shared.blend import blend_region
-from ..shared.face_region import editable
+from .articulation import Articulation, ArticulationConfig, Articulator
+from .blend import blend_region
+from .face_region import editable
 from .mouth_paint import observe_inside, paint_cavity, sample_colours, teeth_colour
 from .mouth_warp import (
     MouthShape,
@@ -58,12 +59,13 @@ class WarpEngineConfig:
 
 @dataclass(frozen=True)
 class Rendered:
-    """What the engine did to one frame (for tests and the benchmark)."""
+    """What the engine did to one frame: the warp, the source mouth and where its knots went."""
 
     warp: Warp  # in the edited box's pixels: `origin` is the box's top-left corner in the frame
-    shape: MouthShape
+    shape: MouthShape  # in the box's pixels too
     pose: Articulation
     origin: tuple[int, int] = (0, 0)
+    target: np.ndarray | None = None  # (COLUMNS, KNOTS) target v of each knot, box pixels
 
     @property
     def box(self) -> tuple[int, int, int, int]:
@@ -93,14 +95,26 @@ def fade_cut_edges(mask: np.ndarray, cut: list[bool], width: float) -> np.ndarra
     return mask * np.clip(ramp_y, 0, 1)[:, None] * np.clip(ramp_x, 0, 1)[None, :]
 
 
+@dataclass(frozen=True, slots=True)
+class MouthWindow(Window):
+    """A window whose owned frames carry what the re-articulation did to them (frame index -> `Rendered`)."""
+
+    rendered: Mapping[int, Rendered] = field(default_factory=dict)
+
+
 class WarpLips:
-    """Stage: mouth re-articulation by geometry and signal processing (`--engine warp`)."""
+    """Stage: mouth re-articulation by geometry and signal processing (`--engine warp`).
+
+    With `record`, the window handed on is a `MouthWindow`, so a later stage
+    can draw over the new mouth (the exemplar engine does).
+    """
 
     name = "warp_lips"
     device: str | None = None
 
-    def __init__(self, config: SyncConfig | None = None, engine: WarpEngineConfig = WarpEngineConfig()) -> None:
+    def __init__(self, config: SyncConfig | None = None, engine: WarpEngineConfig = WarpEngineConfig(), *, record: bool = False) -> None:
         """`config` is the job's (the engine needs no device or weights from it)."""
+        self.record = record
         self.engine = engine
         self.articulator = Articulator(engine.articulation)
         self._lip: np.ndarray | None = None
@@ -114,11 +128,17 @@ class WarpLips:
         span = window.audio if window.audio is not None else AudioSpan(owned[0].time, 16000, np.zeros(0, np.float32))
         poses = self.articulator(span, [f.time for f in owned])
         frames = list(window.frames)
+        rendered: dict[int, Rendered] = {}
         for i, pose in enumerate(poses):
             frame = frames[window.own_start + i]
             if editable(frame.face):
-                frames[window.own_start + i] = self.render(frame, pose)[0]
-        return window.with_frames(frames)
+                frames[window.own_start + i], done = self.render(frame, pose)
+                if done is not None:
+                    rendered[frame.index] = done
+        out = window.with_frames(frames)
+        if not self.record:
+            return out
+        return MouthWindow(**{f.name: getattr(out, f.name) for f in fields(Window)}, rendered=rendered)
 
     def render(self, frame: Frame, pose: Articulation) -> tuple[Frame, Rendered | None]:
         """The frame with its mouth re-articulated to `pose` (unchanged if the face is unusable)."""
@@ -154,7 +174,7 @@ class WarpLips:
         if any(cut):
             mask = fade_cut_edges(mask, cut, max(2.0, _CUT_FADE * shape.frame.scale))
         patch = blend_region(rgb, region, mask)
-        return frame.with_patch(box, patch), Rendered(warp, local, pose, (ox, oy))
+        return frame.with_patch(box, patch), Rendered(warp, local, pose, (ox, oy), target)
 
     def _colours(self, rgb: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Lip and teeth colours, followed slowly so the paint does not flicker."""

@@ -37,7 +37,7 @@ import numpy as np
 
 from lipstream.models.facemesh import LIPS_INNER, LIPS_OUTER
 
-from lipstream.pipeline.engines.shared.articulation import Articulation
+from .articulation import Articulation
 
 # contours from the subject's right mouth corner (image left) to the left one
 UPPER_OUTER = (LIPS_OUTER[0],) + tuple(reversed(LIPS_OUTER[10:]))

@@ -6,7 +6,7 @@ import pytest
 
 from lipstream.models.facemesh import LIPS_INNER
 from lipstream.pipeline.engines.shared.articulation import Articulation
-from lipstream.pipeline.engines.warp.mouth_warp import (
+from lipstream.pipeline.engines.shared.mouth_warp import (
     BOTTOM,
     CHIN,
     LI,
@@ -141,7 +141,7 @@ def test_cavity_fills_the_new_opening_only(face):
 
 
 def test_paint_darkens_only_a_grown_opening(face):
-    from lipstream.pipeline.engines.warp.mouth_paint import KEEP_RAMP, KEEP_STRETCH, paint_cavity
+    from lipstream.pipeline.engines.shared.mouth_paint import KEEP_RAMP, KEEP_STRETCH, paint_cavity
 
     shape = rest_shape(face.landmarks, CONFIG)
     box = region_box(shape)
@@ -173,7 +173,7 @@ def test_paint_darkens_only_a_grown_opening(face):
 @pytest.mark.parametrize("degrees", [35, 90, 180])
 def test_rolled_faces_warp_the_same_way(face, degrees):
     """The construction follows the eye line, so a rolled face gets the same (rolled) warp."""
-    from lipstream.pipeline.engines.warp.mouth_warp import frame_scale_ok
+    from lipstream.pipeline.engines.shared.mouth_warp import frame_scale_ok
 
     centre = face.landmarks[:, :2].mean(axis=0)
     a = np.radians(degrees)
@@ -189,6 +189,6 @@ def test_rolled_faces_warp_the_same_way(face, degrees):
 
 
 def test_degenerate_landmarks_are_refused():
-    from lipstream.pipeline.engines.warp.mouth_warp import frame_scale_ok
+    from lipstream.pipeline.engines.shared.mouth_warp import frame_scale_ok
 
     assert not frame_scale_ok(rest_shape(np.zeros((468, 3)), CONFIG))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from lipstream.pipeline.metrics.lipsync_metric import border_gradient_ratio, lip_openings, lipsync_score, silence_ratio
-from lipstream.pipeline.engines.warp.stage import WarpLips, fade_cut_edges
+from lipstream.pipeline.engines.shared.rearticulate import WarpLips, fade_cut_edges
 
 from warp_media import FPS, RATE, run_stage, sample_audio, sample_faces, sample_frame_objects, windows
 

@@ -1,0 +1,97 @@
+"""Which exemplar each frame shows: close to the asked-for shape, and steady from frame to frame (pure).
+
+Per frame the `candidates` exemplars nearest the target descriptor are
+kept, those within `cover` of it; a Viterbi pass over each run of frames
+that have candidates picks the sequence minimising shape distance plus the
+cost of changing exemplar (a fixed part and a part for how different the
+two look), so consecutive frames do not jump between unrelated mouths. A
+frame without any candidate near enough shows no exemplar (the caller falls
+back to the re-articulated mouth).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .bank import Exemplar
+
+__all__ = ["SelectConfig", "choose", "shape_distance"]
+
+
+@dataclass(frozen=True)
+class SelectConfig:
+    candidates: int = 6
+    cover: float = 0.045  # an exemplar further than this from the target shape (eye distances) does not cover it
+    # opening, width, upper and lower lip: the width matters least, the drawing scales the mouth to the frame's
+    weights: tuple[float, float, float, float] = (1.0, 0.15, 0.3, 0.3)
+    switch: float = 0.008  # cost of changing exemplar between two frames
+    look: float = 0.03  # ... plus this much per unit of mean difference of their thumbnails
+    blur: float = 0.01  # cost of a low-quality exemplar (times 1 - quality)
+    least_opening: float = 0.02  # targets more closed than this keep the re-articulated lips (no exemplar needed)
+
+
+def shape_distance(target: np.ndarray, exemplars: Sequence[Exemplar], config: SelectConfig = SelectConfig()) -> np.ndarray:
+    """Weighted sum of the absolute descriptor differences (eye distances) to each exemplar."""
+    table = np.stack([e.descriptor for e in exemplars])
+    return np.abs(table - target[None, :]) @ np.asarray(config.weights)
+
+
+def _change(a: Exemplar, b: Exemplar, config: SelectConfig) -> float:
+    if a is b:
+        return 0.0
+    return config.switch + config.look * float(np.abs(a.thumb - b.thumb).mean())
+
+
+def choose(
+    targets: Sequence[np.ndarray | None],
+    exemplars: Sequence[Exemplar],
+    previous: Exemplar | None = None,
+    config: SelectConfig = SelectConfig(),
+) -> list[Exemplar | None]:
+    """An exemplar (or None) per target; `previous` is what the frame before the first one showed."""
+    out: list[Exemplar | None] = [None] * len(targets)
+    options: list[list[tuple[Exemplar, float]]] = []
+    for target in targets:
+        if target is None or not exemplars or target[0] < config.least_opening:
+            options.append([])
+            continue
+        distance = shape_distance(target, exemplars, config) + config.blur * (1.0 - np.array([e.quality for e in exemplars]))
+        nearest = np.argsort(distance, kind="stable")[: config.candidates]
+        options.append([(exemplars[i], float(distance[i])) for i in nearest if distance[i] <= config.cover])
+    start = 0
+    while start < len(targets):
+        if not options[start]:
+            previous = None
+            start += 1
+            continue
+        stop = start
+        while stop < len(targets) and options[stop]:
+            stop += 1
+        for k, choice in enumerate(_viterbi(options[start:stop], previous, config)):
+            out[start + k] = choice
+        previous = out[stop - 1]
+        start = stop
+    return out
+
+
+def _viterbi(options: list[list[tuple[Exemplar, float]]], previous: Exemplar | None, config: SelectConfig) -> list[Exemplar]:
+    cost = [d + (_change(previous, e, config) if previous is not None else 0.0) for e, d in options[0]]
+    back: list[list[int]] = []
+    for step in options[1:]:
+        new_cost, pointers = [], []
+        for e, d in step:
+            totals = [c + _change(p, e, config) for c, (p, _) in zip(cost, options[len(back)])]
+            best = int(np.argmin(totals))
+            new_cost.append(totals[best] + d)
+            pointers.append(best)
+        cost, back = new_cost, back + [pointers]
+    k = int(np.argmin(cost))
+    path = [k]
+    for pointers in reversed(back):
+        k = pointers[k]
+        path.append(k)
+    path.reverse()
+    return [options[i][j][0] for i, j in enumerate(path)]

@@ -1,0 +1,162 @@
+"""The exemplar stage: the re-articulated mouth redrawn from the speaker's own footage.
+
+Per window:
+
+1. learn: every frame not seen before adds its mouth to the bank, from its
+   decoded pixels, so a pipe builds its bank while streaming and a file's
+   pre-pass (`prepare`) is topped up with every frame;
+2. move: the re-articulation (`WarpLips`) moves lips and jaw to the shape
+   the audio asks for, opening the mouth no further than this speaker does
+   (a little past the widest mouths in the bank), and paints a cavity;
+3. choose: per owned frame the exemplar closest to the re-articulated lip
+   shape, steady over time (`select.choose`, carried across windows);
+4. draw: the chosen exemplar's lips, teeth and tongue over the re-articulated
+   mouth (`render.draw_exemplar`); where no exemplar is near the asked-for
+   shape, the re-articulated mouth stays (the `warp` engine's result).
+
+`report()` says how many edited frames showed an exemplar.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from lipstream.config import SyncConfig
+from lipstream.stream.frames import Frame, Window
+
+from ..shared.mouth_warp import LI, LO, UI, UO
+from ..shared.rearticulate import MouthWindow, Rendered, WarpLips
+from .bank import BankConfig, Exemplar, MouthBank, cut_exemplar
+from .render import draw_exemplar
+from .select import SelectConfig, choose
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ExemplarConfig", "ExemplarMouths", "target_descriptor"]
+
+
+@dataclass(frozen=True)
+class ExemplarConfig:
+    bank: BankConfig = field(default_factory=BankConfig)
+    select: SelectConfig = field(default_factory=SelectConfig)
+    prepass_frames: int = 240  # frames of a file looked at before the job starts (spread over its length)
+    learn_every: int = 2  # while streaming, every this many frames adds to the bank
+    reach: float = 1.15  # the mouth opens up to this times the bank's 90th-percentile opening ...
+    least_reach: float = 0.06  # ... but at least this far (eye distances), at most as far as the warp engine
+    min_bank: int = 8  # exemplars needed before the bank sets the range
+
+
+def target_descriptor(rendered: Rendered) -> np.ndarray | None:
+    """The re-articulated lip shape as a bank descriptor (eye distances), at the mouth's middle."""
+    if rendered.target is None:
+        return None
+    shape = rendered.shape
+    d = shape.frame.scale
+    mid = int(np.argmin(np.abs(shape.columns - 0.5 * (shape.inner[0] + shape.inner[1]))))
+    t = rendered.target[mid]
+    width = (shape.outer[1] - shape.outer[0]) / d
+    return np.array([max(t[LI] - t[UI], 0.0) / d, width, (t[UI] - t[UO]) / d, (t[LO] - t[LI]) / d])
+
+
+def _original(frame: Frame) -> Frame | None:
+    """The frame as decoded, without the edits of earlier stages (None when only an edited picture exists)."""
+    if frame.decoded is not None and frame.image is None:
+        return replace(frame, patch=None, _rgb=None)
+    return None if frame.patch is not None else frame
+
+
+class ExemplarMouths:
+    """Stage: see the module docstring."""
+
+    name = "exemplar"
+    device: str | None = None
+
+    def __init__(self, job: SyncConfig = SyncConfig(), config: ExemplarConfig = ExemplarConfig()) -> None:
+        self.face = job.face
+        self.config = config
+        self.bank = MouthBank(config.bank)
+        self.warp = WarpLips(job, record=True)
+        self._widest = self.warp.engine.warp.max_opening
+        self._learned = -1  # highest frame index learned from
+        self._previous: tuple[int, Exemplar] | None = None  # last frame shown with an exemplar, and which
+        self.edited = 0
+        self.drawn = 0
+
+    def prepare(self, video: Path) -> None:
+        """Fill the bank from frames spread over a file before the job starts (a pipe has no pre-pass)."""
+        from .prepass import learn_file
+
+        added = learn_file(video, self.face, self.bank, self.config.prepass_frames)
+        log.info("exemplar pre-pass: %d exemplars from %s (%d in the bank)", added, video, len(self.bank))
+
+    def __call__(self, window: Window) -> Window:
+        self._learn(window)
+        self._fit_range()
+        window = self.warp(window)
+        if not isinstance(window, MouthWindow) or not window.rendered:
+            return window
+        frames = list(window.frames)
+        owned = range(window.own_start, window.own_stop)
+        records = [window.rendered.get(frames[k].index) for k in owned]
+        targets = [None if r is None else target_descriptor(r) for r in records]
+        first = frames[window.own_start].index if owned else 0
+        previous = self._previous[1] if self._previous is not None and self._previous[0] == first - 1 else None
+        choices = choose(targets, self.bank.exemplars(), previous, self.config.select)
+        for k, record, target, exemplar in zip(owned, records, targets, choices):
+            if record is None or target is None or target[0] < self.config.select.least_opening:
+                continue  # a closed mouth: the re-articulated lips are the speaker's own
+            self.edited += 1
+            if exemplar is not None:
+                face = frames[k].face
+                frames[k] = draw_exemplar(frames[k], record, exemplar, 1.0 if face is None else float(face.weight))
+                self.drawn += 1
+                self._previous = (frames[k].index, exemplar)
+        return window.with_frames(frames)
+
+    def _fit_range(self) -> None:
+        """Open the mouth as far as this speaker does (the bank's openings), never further than the warp engine."""
+        openings = [e.opening for e in self.bank.exemplars()]
+        if len(openings) < self.config.min_bank:
+            return
+        reach = self.config.reach * float(np.percentile(openings, 90))
+        widest = float(np.clip(reach, self.config.least_reach, self._widest))
+        engine = self.warp.engine
+        self.warp.engine = replace(engine, warp=replace(engine.warp, max_opening=widest))
+
+    def _learn(self, window: Window) -> None:
+        for frame in window.frames:
+            if frame.index <= self._learned:
+                continue
+            self._learned = frame.index
+            if frame.index % self.config.learn_every:
+                continue
+            face = frame.face
+            if face is None or face.landmarks is None or face.small:
+                continue
+            original = _original(frame)
+            if original is not None:
+                learn_frame(self.bank, original, face.landmarks, frame.index)
+
+    def report(self) -> dict[str, float | int]:
+        """For the job's summary: the share of open-mouth frames drawn from exemplars (the rest show
+        the warp engine's painted mouth), and the bank's size."""
+        coverage = self.drawn / self.edited if self.edited else 0.0
+        return {"exemplar_coverage": round(coverage, 4), "exemplars": len(self.bank)}
+
+
+def learn_frame(bank: MouthBank, frame: Frame, landmarks: np.ndarray, index: int) -> bool:
+    """Add the mouth of one unedited frame to the bank (only its mouth region is converted)."""
+    xy = np.asarray(landmarks, np.float64)[:, :2]
+    x0, y0 = np.floor(xy.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(xy.max(axis=0)).astype(int) + 1
+    width = x1 - x0
+    if width < bank.config.min_width_px * 2:
+        return False
+    box = (max(int(x0), 0), max(int((y0 + y1) // 2), 0), int(x1), int(y1) + width // 4)
+    region = frame.rgb_region(box)
+    exemplar = cut_exemplar(region, (box[0], box[1]), landmarks, index)
+    return exemplar is not None and bank.add(exemplar)

@@ -1,0 +1,122 @@
+"""Acceptance report of the exemplar engine against the input and the warp engine (not part of the test suite).
+
+    python tools/bench_exemplar.py [--media ../shared/media] [--out bench_exemplar] [--demos demo1 demo2] [--repeat 1]
+
+For each demo, the installed CLI runs passthrough, warp and exemplar (separate
+processes, wall time and peak RSS of each), then the outputs are decoded and
+measured with the independent instruments of `lipstream.pipeline.metrics`:
+  * lip sync: the re-detected mouth opening against the new audio's envelope
+    (r at the best lead) and the silence/speech opening ratio;
+  * realism proxies against the INPUT's own frames: mouth sharpness, the
+    share of teeth-like pixels inside open mouths, inner-mouth luminance mean
+    and spread, frame-to-frame flicker of the mouth;
+  * seams: gradient along the edited region's border over the face interior;
+  * a contact sheet of mouth crops, input | warp | exemplar, 8 frames
+    (`<out>/exemplar_<demo>.png`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+
+def run_cli(engine: str, video: Path, audio: Path, out: Path) -> tuple[float, float, dict]:
+    """(wall s, peak RSS MB, the done event) of one `lipstream sync` as a user runs it."""
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "lipstream", "sync", video, audio, "-o", out, "--engine", engine, "--json"],
+        capture_output=True, text=True, check=False,
+    )
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{engine} failed: {proc.stderr[-2000:]}")
+    done = json.loads(proc.stderr.strip().splitlines()[-1])
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return wall, rss, done
+
+
+def decoded(path: Path, limit: int | None = None):  # type: ignore[no-untyped-def]
+    from lipstream.pipeline.metrics.lipsync_metric import decode_rgb
+
+    for k, (_, rgb) in enumerate(decode_rgb(path)):
+        if limit is not None and k >= limit:
+            return
+        yield rgb
+
+
+def measure(path: Path, limit: int):  # type: ignore[no-untyped-def]
+    """(mouth openings per frame, the clip's realism summary), in one streaming pass."""
+    from lipstream.pipeline.metrics.mouth_realism import mouth_frames, summarise
+
+    rows = list(mouth_frames(decoded(path, limit)))
+    openings = np.array([np.nan if m is None else m.opening for m in rows])
+    return openings, summarise(rows)
+
+
+def contact_sheet(paths: list[Path], limit: int, out: Path, count: int = 8) -> None:
+    from lipstream.pipeline.metrics.mouth_realism import zip_faces
+
+    picks = np.linspace(5, limit - 5, count).astype(int).tolist()
+    columns = [[rgb for k, rgb in enumerate(decoded(p, limit)) if k in picks] for p in paths]
+    rows = []
+    for n, (rgb, xy) in enumerate(zip_faces(columns[0])):
+        if xy is None:
+            continue
+        lips = xy[[61, 291, 0, 17]]
+        cx, cy = lips.mean(axis=0)
+        w = (lips[:, 0].max() - lips[:, 0].min()) * 1.6
+        x0, y0, x1, y1 = int(cx - w / 2), int(cy - 0.4 * w), int(cx + w / 2), int(cy + 0.4 * w)
+        tiles = [cv2.resize(c[n][y0:y1, x0:x1], (192, int(192 * (y1 - y0) / (x1 - x0))), interpolation=cv2.INTER_CUBIC) for c in columns]
+        rows.append(np.hstack([np.pad(t, ((2, 2), (2, 2), (0, 0)), constant_values=255) for t in tiles]))
+    cv2.imwrite(str(out), np.vstack(rows)[:, :, ::-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--media", type=Path, default=HERE.parent.parent / "shared" / "media")
+    parser.add_argument("--out", type=Path, default=Path("bench_exemplar"))
+    parser.add_argument("--demos", nargs="+", default=["demo1", "demo2"])
+    args = parser.parse_args()
+
+    from lipstream.pipeline.metrics.lipsync_metric import lipsync_score, read_audio, silence_ratio
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    for demo in args.demos:
+        video, audio = args.media / f"{demo}_video.mp4", args.media / f"{demo}_audio.wav"
+        outputs, timing = {}, {}
+        for engine in ("passthrough", "warp", "exemplar"):
+            out = args.out / f"{demo}_{engine}.mp4"
+            timing[engine] = run_cli(engine, video, audio, out)
+            outputs[engine] = out
+        samples = read_audio(audio)
+        limit = int(timing["warp"][2]["frames"])
+        ex = timing["exemplar"]
+        print(f"\n{demo}: wall s passthrough {timing['passthrough'][0]:.1f}, warp {timing['warp'][0]:.1f}, exemplar {ex[0]:.1f} "
+              f"({ex[0] / timing['passthrough'][0]:.2f}x passthrough); coverage {ex[2].get('exemplar_coverage')}, "
+              f"{ex[2].get('exemplars')} exemplars")
+        print(f"{'':<10}{'sync r':>8}{'lead ms':>8}{'silence':>8}{'sharp':>8}{'teeth':>8}{'in mean':>8}{'in std':>8}{'flicker':>8}{'open':>6}")
+        base = None
+        for name, path in (("input", video), ("warp", outputs["warp"]), ("exemplar", outputs["exemplar"])):
+            openings, real = measure(path, limit)
+            times = np.arange(len(openings)) / 25.0
+            score = lipsync_score(openings, times, samples, 16000)
+            quiet = silence_ratio(openings, times, samples, 16000)
+            base = base or real
+            print(f"{name:<10}{score.r:>8.3f}{1000 * score.lead:>8.0f}{quiet:>8.2f}{real.sharpness / base.sharpness:>8.2f}"
+                  f"{real.teeth:>8.3f}{real.inner_mean:>8.1f}{real.inner_std:>8.1f}{real.flicker / base.flicker:>8.2f}{real.open_frames:>6d}")
+        contact_sheet([video, outputs["warp"], outputs["exemplar"]], limit, args.out / f"exemplar_{demo}.png")
+
+
+if __name__ == "__main__":
+    main()
