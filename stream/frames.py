@@ -131,10 +131,13 @@ class Frame:
         the face anyway can sample each plane and convert only their small
         input, instead of converting the face region first.
         """
+        return None if self.patch is not None else self._decoded_planes()
+
+    def _decoded_planes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The decoded picture's planes (whatever patch lies over them), when they can be read directly."""
         decoded = self.decoded
         if (
             self.image is not None
-            or self.patch is not None
             or self.rotation
             or decoded is None
             or decoded.format.name not in I420
@@ -154,9 +157,25 @@ class Frame:
         """
         width, height = self.size
         x0, y0, x1, y1 = max(box[0], 0), max(box[1], 0), min(box[2], width), min(box[3], height)
-        planes = self.i420_planes()
+        planes = self._decoded_planes()
         if self._rgb is not None or planes is None or width % 4 or height % 4:
             return self.rgb()[y0:y1, x0:x1]
+        patch = self.patch
+        if patch is not None:  # an edited frame: the decoded pixels around, the patch's over them
+            px0, py0, px1, py1 = patch.box
+            if px0 <= x0 and py0 <= y0 and x1 <= px1 and y1 <= py1:
+                return patch.rgb[y0 - py0 : y1 - py0, x0 - px0 : x1 - px0]
+            region = self._convert(planes, (x0, y0, x1, y1)).copy()
+            ix0, iy0, ix1, iy1 = max(x0, px0), max(y0, py0), min(x1, px1), min(y1, py1)
+            if ix1 > ix0 and iy1 > iy0:
+                region[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0] = patch.rgb[iy0 - py0 : iy1 - py0, ix0 - px0 : ix1 - px0]
+            return region
+        return self._convert(planes, (x0, y0, x1, y1))
+
+    def _convert(self, planes: tuple[np.ndarray, np.ndarray, np.ndarray], box: tuple[int, int, int, int]) -> np.ndarray:
+        """RGB of a box of the decoded planes (clamped box), converting only that region."""
+        width, height = self.size
+        x0, y0, x1, y1 = box
         # 4:2:0 in packed form needs even columns and rows in multiples of 4.
         ex0, ex1 = x0 - x0 % 2, min(x1 + x1 % 2, width)
         ey0 = y0 - y0 % 4

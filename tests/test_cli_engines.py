@@ -18,12 +18,11 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
-from lipstream.stream.audio import AudioInput
-from media import SAMPLE_AUDIO, SAMPLE_VIDEO, audio_samples, video_frames, write_wav
+from clips import sample_clip, sample_speech
+from media import audio_samples, video_frames
 from official_weights import write_enhancers, write_retalking, write_wav2lip
 
 FPS = 4
@@ -35,29 +34,10 @@ SHORT = 0.5  # seconds of speech for the runs whose networks cost seconds a fram
 
 @pytest.fixture(scope="module")
 def media(tmp_path_factory) -> tuple[Path, Path]:
-    """(video, audio): every 6th frame of the sample at 4 fps (2 s), and 2 s of its speech."""
+    """(video, audio): every 6th frame of the sample at 4 fps (2 s), and 2 s of its speech (and a short one)."""
     folder = tmp_path_factory.mktemp("clip")
-    video = folder / "clip.mp4"
-    with av.open(str(SAMPLE_VIDEO)) as source, av.open(str(video), "w") as out:
-        stream = out.add_stream("libx264", rate=FPS)
-        stream.options = {"preset": "ultrafast", "crf": "12"}
-        kept = (f for k, f in enumerate(source.decode(video=0)) if k % 6 == 5)
-        for i, frame in zip(range(FRAMES), kept):
-            if i == 0:
-                stream.width, stream.height, stream.pix_fmt = frame.width, frame.height, "yuv420p"
-            picture = av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24"), format="rgb24")
-            picture.pts, picture.time_base = i, Fraction(1, FPS)
-            for packet in stream.encode(picture):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    speech = AudioInput(SAMPLE_AUDIO)
-    try:
-        samples = np.concatenate([f.to_ndarray().reshape(-1) for f in speech.chunks(16000)])
-    finally:
-        speech.close()
-    write_wav(folder / "short.wav", samples[: int(SHORT * 16000)])
-    return video, write_wav(folder / "speech.wav", samples[: 2 * 16000])
+    sample_speech(folder / "short.wav", SHORT)
+    return sample_clip(folder / "clip.mp4", FRAMES, every=6, fps=FPS), sample_speech(folder / "speech.wav", 2.0)
 
 
 @pytest.fixture(scope="module")

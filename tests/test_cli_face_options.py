@@ -10,17 +10,14 @@ FAN disagrees with FaceMesh, so the embedded models' results must stand.
 from __future__ import annotations
 
 import json
-from fractions import Fraction
 from pathlib import Path
 
-import av
-import numpy as np
 import pytest
 import torch
 
+from clips import sample_clip, sample_speech
 from golden_fill import filled_state_dict, load_golden
-from lipstream.stream.audio import AudioInput
-from media import SAMPLE_AUDIO, SAMPLE_VIDEO, run_cli, write_wav
+from media import SAMPLE_AUDIO, SAMPLE_VIDEO, run_cli
 
 
 def _write(folder: Path, golden: str, module: torch.nn.Module, filename: str) -> None:
@@ -35,24 +32,7 @@ FRAMES = 12
 def clip(tmp_path_factory) -> tuple[Path, Path]:
     """The sample's first 12 frames and 0.48 s of its speech: FAN costs about a second a frame here."""
     folder = tmp_path_factory.mktemp("short")
-    with av.open(str(SAMPLE_VIDEO)) as source, av.open(str(folder / "clip.mp4"), "w") as out:
-        stream = out.add_stream("libx264", rate=25)
-        stream.options = {"preset": "ultrafast", "crf": "12"}
-        for i, frame in zip(range(FRAMES), source.decode(video=0)):
-            if i == 0:
-                stream.width, stream.height, stream.pix_fmt = frame.width, frame.height, "yuv420p"
-            picture = av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24"), format="rgb24")
-            picture.pts, picture.time_base = i, Fraction(1, 25)
-            for packet in stream.encode(picture):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    speech = AudioInput(SAMPLE_AUDIO)
-    try:
-        samples = np.concatenate([f.to_ndarray().reshape(-1) for f in speech.chunks(16000)])
-    finally:
-        speech.close()
-    return folder / "clip.mp4", write_wav(folder / "speech.wav", samples[: FRAMES * 640])
+    return sample_clip(folder / "clip.mp4", FRAMES), sample_speech(folder / "speech.wav", FRAMES / 25)
 
 
 @pytest.fixture(scope="module")

@@ -57,11 +57,13 @@ def test_peak_rss_does_not_grow_with_length(tmp_path):
 
 @pytest.mark.slow
 def test_default_engine_memory_does_not_grow_with_length(tmp_path):
-    """The warp engine on a real face: the 4 s sample ping-pongs to fit 15 s and 180 s of speech.
+    """The default (exemplar) engine, which runs the warp engine's stage inside, on a real face:
+    the 4 s sample ping-pongs to fit 15 s and 180 s of speech.
 
     Runs of one length peak anywhere in 313-361 MB (numpy temporaries in
     several threads' malloc arenas), hence the 25% margin; holding one
     decoded frame per window would add ~145 MB at 180 s, every frame ~3.5 GB.
+    The exemplar bank is bounded (at most 252 exemplars, ~12 MB).
     """
     from lipstream.pipeline.metrics.lipsync_metric import read_audio
     from media import SAMPLE_AUDIO, SAMPLE_VIDEO, write_wav
@@ -70,5 +72,5 @@ def test_default_engine_memory_does_not_grow_with_length(tmp_path):
     peaks = {}
     for seconds in (15, 180):
         audio = write_wav(tmp_path / f"a{seconds}.wav", np.resize(speech, seconds * 16000))
-        peaks[seconds] = peak_rss_mb(["sync", SAMPLE_VIDEO, audio, "-o", tmp_path / f"out{seconds}.mp4", "--engine", "warp"])
+        peaks[seconds] = peak_rss_mb(["sync", SAMPLE_VIDEO, audio, "-o", tmp_path / f"out{seconds}.mp4", "--engine", "exemplar"])
     assert peaks[180] <= peaks[15] * 1.25, peaks

@@ -49,3 +49,13 @@ def test_patches_show_in_regions_and_a_second_patch_keeps_the_first(picture):
     np.testing.assert_array_equal(region[10:, 20:], blue)
     untouched = frame.rgb()
     np.testing.assert_array_equal(region[25:, :15], untouched[125:130, 100:115])
+
+
+@pytest.mark.parametrize("box", [(120, 220, 180, 260), (90, 190, 400, 500), (300, 600, 340, 640), (0, 0, 540, 960)])
+def test_regions_of_a_patched_frame_convert_only_the_region(picture, box):
+    rng = np.random.default_rng(4)
+    patched = frame_of(picture).with_patch((100, 200, 300, 400), rng.integers(0, 255, (200, 200, 3), np.uint8))
+    whole = frame_of(picture).with_patch((100, 200, 300, 400), patched.patch.rgb).rgb()  # the reference: the full conversion
+    x0, y0, x1, y1 = box
+    np.testing.assert_array_equal(patched.rgb_region(box), whole[y0:y1, x0:x1])
+    assert patched._rgb is None, "inside, across or outside the patch: no whole-frame conversion"

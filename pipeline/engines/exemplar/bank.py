@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from lipstream.stream.frames import Frame
+
 from ..shared.mouth_warp import LOWER_INNER, LOWER_OUTER, UPPER_INNER, UPPER_OUTER, MouthFrame, mouth_frame
 
-__all__ = ["BankConfig", "Exemplar", "MouthBank", "cut_exemplar", "descriptor", "lip_knots", "teeth_like"]
+__all__ = ["BankConfig", "Exemplar", "MouthBank", "cut_exemplar", "descriptor", "learn_frame", "lip_knots", "teeth_like"]
 
 # the canonical patch: u in [-HALF_U, HALF_U], v in [-ABOVE, BELOW] (outer-eye distances)
 HALF_U, ABOVE, BELOW = 0.5, 0.3, 0.36
@@ -194,3 +196,17 @@ class MouthBank:
 
     def nbytes(self) -> int:
         return sum(e.patch.nbytes + e.knots.nbytes + e.thumb.nbytes for e in self.exemplars())
+
+
+def learn_frame(bank: MouthBank, frame: Frame, landmarks: np.ndarray, index: int) -> bool:
+    """Add the mouth of one unedited frame to the bank (only its mouth region is converted)."""
+    xy = np.asarray(landmarks, np.float64)[:, :2]
+    x0, y0 = np.floor(xy.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(xy.max(axis=0)).astype(int) + 1
+    width = x1 - x0
+    if width < bank.config.min_width_px * 2:
+        return False
+    box = (max(int(x0), 0), max(int((y0 + y1) // 2), 0), int(x1), int(y1) + width // 4)
+    region = frame.rgb_region(box)
+    exemplar = cut_exemplar(region, (box[0], box[1]), landmarks, index)
+    return exemplar is not None and bank.add(exemplar)

@@ -30,7 +30,7 @@ from lipstream.stream.frames import Frame, Window
 
 from ..shared.mouth_warp import LI, LO, UI, UO
 from ..shared.rearticulate import MouthWindow, Rendered, WarpLips
-from .bank import BankConfig, Exemplar, MouthBank, cut_exemplar
+from .bank import BankConfig, Exemplar, MouthBank, learn_frame
 from .render import draw_exemplar
 from .select import SelectConfig, choose
 
@@ -43,7 +43,8 @@ __all__ = ["ExemplarConfig", "ExemplarMouths", "target_descriptor"]
 class ExemplarConfig:
     bank: BankConfig = field(default_factory=BankConfig)
     select: SelectConfig = field(default_factory=SelectConfig)
-    prepass_frames: int = 240  # frames of a file looked at before the job starts (spread over its length)
+    prepass_frames: int = 240  # keyframes of a long file looked at before the job starts (spread over its length)
+    prepass_seconds: float = 60.0  # files shorter than this are not looked over (the look-ahead suffices)
     learn_every: int = 2  # while streaming, every this many frames adds to the bank
     reach: float = 1.15  # the mouth opens up to this times the bank's 90th-percentile opening ...
     least_reach: float = 0.06  # ... but at least this far (eye distances), at most as far as the warp engine
@@ -87,10 +88,10 @@ class ExemplarMouths:
         self.drawn = 0
 
     def prepare(self, video: Path) -> None:
-        """Fill the bank from frames spread over a file before the job starts (a pipe has no pre-pass)."""
+        """Fill the bank from keyframes spread over a long file before the job starts (a pipe has no pre-pass)."""
         from .prepass import learn_file
 
-        added = learn_file(video, self.face, self.bank, self.config.prepass_frames)
+        added = learn_file(video, self.face, self.bank, self.config.prepass_frames, self.config.prepass_seconds)
         log.info("exemplar pre-pass: %d exemplars from %s (%d in the bank)", added, video, len(self.bank))
 
     def __call__(self, window: Window) -> Window:
@@ -146,17 +147,3 @@ class ExemplarMouths:
         the warp engine's painted mouth), and the bank's size."""
         coverage = self.drawn / self.edited if self.edited else 0.0
         return {"exemplar_coverage": round(coverage, 4), "exemplars": len(self.bank)}
-
-
-def learn_frame(bank: MouthBank, frame: Frame, landmarks: np.ndarray, index: int) -> bool:
-    """Add the mouth of one unedited frame to the bank (only its mouth region is converted)."""
-    xy = np.asarray(landmarks, np.float64)[:, :2]
-    x0, y0 = np.floor(xy.min(axis=0)).astype(int)
-    x1, y1 = np.ceil(xy.max(axis=0)).astype(int) + 1
-    width = x1 - x0
-    if width < bank.config.min_width_px * 2:
-        return False
-    box = (max(int(x0), 0), max(int((y0 + y1) // 2), 0), int(x1), int(y1) + width // 4)
-    region = frame.rgb_region(box)
-    exemplar = cut_exemplar(region, (box[0], box[1]), landmarks, index)
-    return exemplar is not None and bank.add(exemplar)

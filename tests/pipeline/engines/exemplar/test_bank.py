@@ -10,7 +10,8 @@ from lipstream.config import WindowConfig
 from lipstream.models.face_types import Landmarks
 from lipstream.pipeline.engines.exemplar.bank import COLUMNS, HEIGHT, WIDTH, BankConfig, Exemplar, MouthBank, cut_exemplar
 from lipstream.pipeline.engines.exemplar.select import choose
-from lipstream.pipeline.engines.exemplar.stage import learn_frame, target_descriptor
+from lipstream.pipeline.engines.exemplar.bank import learn_frame
+from lipstream.pipeline.engines.exemplar.stage import target_descriptor
 from lipstream.pipeline.engines.shared.articulation import Articulation
 from lipstream.pipeline.engines.shared.rearticulate import WarpLips
 

@@ -341,6 +341,7 @@ def test_factory_builds_the_stages_from_the_registry(networks, tmp_path, monkeyp
     for name in ("LNet.pth", "ENet.pth", "DNet.pt", "face3d_pretrain_epoch_20.pth"):
         (tmp_path / name).write_bytes(b"present")  # presence is all the factory checks before loading
     loaded = dict(zip(("face3d_recon", "dnet", "enet"), networks))
+    loaded["gpen512"], loaded["parsenet"] = nn.Conv2d(3, 3, 1).eval(), nn.Conv2d(3, 19, 1).eval()  # best: the references' restorers
     calls = []
 
     def load_model(name, *, weights_dirs=(), device="cpu", dtype=torch.float32):  # type: ignore[no-untyped-def]
@@ -355,5 +356,6 @@ def test_factory_builds_the_stages_from_the_registry(networks, tmp_path, monkeyp
     assert stabilise.device == generate.device == "cpu" and stabilise.every == 4 and not generate.full
     assert stabilise.dnet_batch == 1 and stabilise.batch_size == generate.batch_size == 4
     assert sorted(c[0] for c in calls) == ["dnet", "enet", "face3d_recon"] and all(c[1] == (tmp_path,) for c in calls)
-    _, stabilise, generate, _ = retalking_stages(config, found, RetalkingConfig("best"))
-    assert stabilise.every == 1 and generate.full
+    _, stabilise, refine, generate, _ = retalking_stages(config, found, RetalkingConfig("best"))
+    assert stabilise.every == 1 and generate.full and refine.name == "refine"
+    assert refine.gpen is loaded["gpen512"] and refine.parser is loaded["parsenet"]

@@ -1,0 +1,40 @@
+"""Short clips cut from the bundled sample, made on the fly for the CLI tests."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from lipstream.stream.audio import AudioInput
+from media import SAMPLE_AUDIO, SAMPLE_VIDEO, write_wav
+
+
+def sample_clip(path: Path, frames: int, *, every: int = 1, fps: int = 25) -> Path:
+    """`frames` frames of the sample (every `every`-th one) re-encoded at `fps`."""
+    with av.open(str(SAMPLE_VIDEO)) as source, av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.options = {"preset": "ultrafast", "crf": "12"}
+        kept = (f for k, f in enumerate(source.decode(video=0)) if k % every == every - 1)
+        for i, frame in zip(range(frames), kept):
+            if i == 0:
+                stream.width, stream.height, stream.pix_fmt = frame.width, frame.height, "yuv420p"
+            picture = av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24"), format="rgb24")
+            picture.pts, picture.time_base = i, Fraction(1, fps)
+            for packet in stream.encode(picture):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def sample_speech(path: Path, seconds: float) -> Path:
+    """The first `seconds` of the sample's speech as a 16 kHz WAV."""
+    speech = AudioInput(SAMPLE_AUDIO)
+    try:
+        samples = np.concatenate([f.to_ndarray().reshape(-1) for f in speech.chunks(16000)])
+    finally:
+        speech.close()
+    return write_wav(path, samples[: int(round(seconds * 16000))])
