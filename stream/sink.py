@@ -137,11 +137,6 @@ class Sink:
         self._closed = False
 
     @property
-    def time_base(self) -> Fraction | None:
-        """The video stream's time base, once the first frame opened it."""
-        return self._packets.time_base if self._packets is not None else None
-
-    @property
     def notes(self) -> tuple[str, ...]:
         """What the output changed about the picture (size, pixel format), one line each."""
         return self.encoding.notes if self.encoding is not None else ()

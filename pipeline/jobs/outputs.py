@@ -147,6 +147,8 @@ class SegmentFiles:
         if frames:
             if self._sink.encoding is None:
                 self._first_pts = frames[0].pts
+                if not self.journal.time_base:  # the journal's timestamps are output pts in the frames' time base
+                    self.journal.time_base = str(frames[0].time_base)
             self._last_pts = frames[-1].pts
         self._faces += faces
         self._edited += edited
@@ -158,8 +160,6 @@ class SegmentFiles:
         sink.close(end, end)
         if not self.journal.notes and sink.notes:
             self.journal.notes = sink.notes
-        if not self.journal.time_base and sink.time_base is not None:
-            self.journal.time_base = str(sink.time_base)
         path = self.folder / f"seg-{segment.index:06d}.mp4"
         entry = DoneSegment(
             segment.index, path.name, segment.own, self._first_pts, self._last_pts, path.stat().st_size, self._faces, self._edited, report
