@@ -1,23 +1,28 @@
 """The `lipstream` command line: subcommands, exit codes, progress display.
 
-Exit codes: 0 success, 2 bad usage or input (one line on stderr naming the
-problem and the fix), 1 internal error, 130 interrupted. Each subcommand
-lives in `lipstream.commands.<name>`; this module only dispatches.
+Exit codes: 0 success; 2 bad usage, input or output place (one line on
+stderr naming the problem and the fix: a damaged input, a read-only or full
+folder, stdout closed, ...); 1 internal error; 141 the reader of stdout
+closed the pipe early; 130 SIGINT, 143 SIGTERM (partial files removed).
+Each subcommand lives in `lipstream.commands.<name>`; this module only
+dispatches.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import NoReturn, Sequence
 
 from lipstream import __version__
 from lipstream.commands import faces, score, serve, sync, weights
 from lipstream.console import Console
-from lipstream.errors import InputError, LipstreamError
+from lipstream.errors import InputError, Interrupted, LipstreamError, ReaderGone
+from lipstream.interrupt import SignalExit, exit_code, install, signal_name
 
-EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_READER_GONE = 0, 1, 2, 130, 141
 
 COMMANDS = (sync, faces, serve, weights, score)
 
@@ -41,7 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    install()
+    if sys.stderr is None:  # started with stderr closed: messages go nowhere, exit codes still tell
+        sys.stderr = open(os.devnull, "w")
+    try:
+        args = build_parser().parse_args(argv)
+    except SignalExit as exc:
+        sys.stderr.write(f"lipstream: error: interrupted by {signal_name(exc.signum)} during start-up; nothing was written\n")
+        return exit_code(exc.signum)
     logging.basicConfig(
         level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)],
         format="lipstream: %(levelname)s: %(name)s: %(message)s",
@@ -50,19 +62,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(json_lines=getattr(args, "json", False))
     try:
         return args.handler(args, console)
+    except Interrupted as exc:
+        console.error(str(exc))
+        return exit_code(exc.signum)
+    except (SignalExit, KeyboardInterrupt) as exc:
+        signum = exc.signum if isinstance(exc, SignalExit) else 2
+        console.error(f"interrupted by {signal_name(signum)}; no output was kept")
+        return exit_code(signum)
+    except ReaderGone as exc:
+        _silence_stdout()
+        console.error(str(exc))
+        return EXIT_READER_GONE
     except InputError as exc:
         console.error(str(exc))
         return EXIT_INPUT
     except LipstreamError as exc:
         console.error(str(exc))
         return EXIT_INTERNAL
-    except KeyboardInterrupt:
-        console.error("interrupted; no output was kept")
-        return EXIT_INTERRUPTED
     except BrokenPipeError:
-        console.error("the reader of stdout went away; output stopped")
-        return EXIT_INTERNAL
+        _silence_stdout()
+        console.error("the reader of stdout closed the pipe; output stopped")
+        return EXIT_READER_GONE
     except Exception as exc:  # a bug: one line for the user, the traceback with -vv
         logging.getLogger("lipstream").debug("internal error", exc_info=True)
         console.error(f"internal error: {exc!r} (run with -vv for the traceback and please report it)")
         return EXIT_INTERNAL
+
+
+def _silence_stdout() -> None:
+    """Point fd 1 at /dev/null so the interpreter's final flush cannot fail on the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+    except OSError:
+        pass

@@ -63,6 +63,15 @@ class Console:
         else:
             self.stream.write(line + "\n")
 
+    def warn(self, message: str, kind: str = "warning") -> None:
+        """One line about something the user should know (`kind`: warning or note); the run goes on."""
+        self._end_bar()
+        if self.json:
+            self.emit({"event": kind, "message": message})
+            return
+        self.stream.write(f"lipstream: {kind}: {message}\n")
+        self.stream.flush()
+
     def error(self, message: str) -> None:
         self._end_bar()
         if self.json:  # machines get the one line as JSON, like every other event

@@ -69,16 +69,21 @@ class Runner:
         total_frames: int | None = None,
         on_progress: ProgressCallback | None = None,
         on_fragment: FragmentCallback | None = None,
+        meter: ProgressMeter | None = None,
+        counted: Callable[[Window], int] | None = None,
     ) -> int:
         """Pull windows, push them through the stages, hand owned frames to `write`.
 
         `windows` is a blocking iterator (it decodes); `write` is blocking too
-        (it encodes). Returns the number of frames written.
+        (it encodes). Returns the number of frames written. A job running
+        several passes (segments) shares one `meter` across them and says
+        with `counted` how many of a window's owned frames it really writes.
         """
         loop = asyncio.get_running_loop()
         queues: list[asyncio.Queue[Window | _End]] = [asyncio.Queue(self.queue_size) for _ in range(len(self.stages) + 1)]
         busy = [_Busy() for _ in self.stages]
-        meter = ProgressMeter(total_frames)
+        meter = meter if meter is not None else ProgressMeter(total_frames)
+        written = 0
 
         async def produce() -> None:
             decode = self._executor("decode")
@@ -108,6 +113,7 @@ class Runner:
                 await queues[i + 1].put(result)
 
         async def consume() -> None:
+            nonlocal written
             encode = self._executor("encode")
             while True:
                 item = await queues[-1].get()
@@ -116,8 +122,10 @@ class Runner:
                 data = await loop.run_in_executor(encode, write, item)
                 if data and on_fragment is not None:
                     await on_fragment(data)
+                frames = item.own_stop - item.own_start if counted is None else counted(item)
+                written += frames
                 event = meter.advance(
-                    item.own_stop - item.own_start,
+                    frames,
                     tuple(StageStats(s.name, b.seconds, queues[i].qsize()) for i, (s, b) in enumerate(zip(self.stages, busy))),
                 )
                 if on_progress is not None:
@@ -135,7 +143,7 @@ class Runner:
             executors = list(self._executors.values())
             self._executors.clear()
             await asyncio.shield(asyncio.to_thread(_shutdown, executors, list(in_flight)))
-        return meter.frames
+        return written
 
 
 def _shutdown(executors: list[cf.ThreadPoolExecutor], calls: list[cf.Future[Window]]) -> None:

@@ -75,13 +75,21 @@ class Gate:
         if not origin_allowed(request.headers.get("Origin"), request.headers.get("Host"), config.origins):
             log.info("refused a websocket from origin %s", request.headers.get("Origin"))
             return connection.respond(http.HTTPStatus.FORBIDDEN, "This origin may not connect; start the server with --origin to allow it.\n")
-        if len(self.app.connections) >= config.max_connections:
-            return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "Too many connections; try again later.\n")
         token = bearer(request)
         if token is not None and not token_matches(token, config.token):
             return connection.respond(http.HTTPStatus.UNAUTHORIZED, "Wrong token.\n")
         # Without a token here the first message must carry it (browsers cannot set headers).
-        connection.lipstream_authenticated = config.token is None or token is not None  # type: ignore[attr-defined]
+        authenticated = config.token is None or token is not None
+        admitted, waiting = self.app.counts()
+        if authenticated and admitted >= config.max_connections:
+            return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "Too many connections; try again later.\n")
+        if not authenticated and waiting >= config.max_unauthenticated:
+            # Tokenless connections have their own small cap, so they never take an authenticated client's slot.
+            return connection.respond(
+                http.HTTPStatus.SERVICE_UNAVAILABLE,
+                "Too many connections without a token; send it with the handshake (Authorization: Bearer T or ?token=T).\n",
+            )
+        connection.lipstream_authenticated = authenticated  # type: ignore[attr-defined]
         return None
 
     def _page(self, request: Request) -> Response:

@@ -5,7 +5,10 @@ Memory of a connection, worst case:
   outgoing   write_limit + one fragment (the job waits while a client is slow)
   upload     one message at a time, written straight to the job's folder
 so with the defaults about 1 MiB x 5 + 64 KiB per connection, and
-`max_connections` of them. An HTTP download holds the whole file while it
+`max_connections` authenticated plus `max_unauthenticated` not yet
+authenticated ones (tokenless clients have their own small cap and
+`auth_timeout` seconds to present the token, so they can never fill the
+slots of clients that have it). An HTTP download holds the whole file while it
 is sent (at most `max_http_download`; larger outputs are fetched over the
 websocket in 256 KiB reads). Disk: at most `max_upload_bytes` per job being
 uploaded, plus `max_kept` finished outputs for `keep_seconds`.
@@ -31,16 +34,21 @@ class ServerConfig:
 
     max_message_bytes: int = MIB  # one websocket message (an upload chunk); larger closes with 1009
     max_control_bytes: int = 16 * 1024  # one JSON control message
+    max_json_depth: int = 8  # nesting of a control message, checked before parsing (requests need 3)
     incoming_queue: int = 4  # messages websockets buffers before it stops reading the socket
     write_limit: int = 64 * 1024  # outgoing bytes buffered before a send waits for the client
     max_upload_bytes: int = 512 * MIB  # video + audio of one job
-    max_connections: int = 32
+    max_connections: int = 32  # authenticated connections (all of them on a server without a token)
+    max_unauthenticated: int = 8  # connections still owing the token; a separate, small cap
     max_jobs: int = 1  # jobs running at once; the rest wait in line
     max_waiting: int = 16  # jobs waiting for a slot; one more is refused as busy
     max_window: int = 256  # largest --window a client may ask for (memory: frames per window)
 
     idle_timeout: float = 60.0  # no message while idle or uploading; a send stuck this long
     open_timeout: float = 10.0  # websocket handshake
+    auth_timeout: float = 10.0  # a connection without the token must send it within this time
+    min_upload_rate: int = 16 * 1024  # bytes/s an upload must average once upload_grace has passed
+    upload_grace: float = 10.0  # seconds an upload may run before its rate is checked
     ping_interval: float = 20.0
     ping_timeout: float = 20.0
     close_timeout: float = 10.0
@@ -53,13 +61,13 @@ class ServerConfig:
     work_dir: Path | None = None  # parent of the server's temporary folder (default: the system's)
 
     def __post_init__(self) -> None:
-        for name in ("max_message_bytes", "max_control_bytes", "incoming_queue", "write_limit", "max_upload_bytes",
-                     "max_connections", "max_jobs", "max_kept", "max_window"):
+        for name in ("max_message_bytes", "max_control_bytes", "max_json_depth", "incoming_queue", "write_limit", "max_upload_bytes",
+                     "max_connections", "max_unauthenticated", "max_jobs", "max_kept", "max_window", "min_upload_rate"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
         if self.max_waiting < 0:
             raise ValueError("max_waiting must be >= 0")
-        if self.idle_timeout <= 0 or self.keep_seconds <= 0:
+        if self.idle_timeout <= 0 or self.keep_seconds <= 0 or self.auth_timeout <= 0 or self.upload_grace < 0:
             raise ValueError("timeouts must be > 0")
         if self.token is not None and not self.token:
             raise ValueError("an empty token would let anyone in; pass None for an open server")

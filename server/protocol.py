@@ -84,10 +84,15 @@ Request = Start | Cancel | Fetch | Hello
 class UploadPlan:
     """Where each incoming byte belongs: the video's bytes, then the audio's, in any chunking."""
 
-    def __init__(self, parts: Iterable[tuple[str, int]]) -> None:
+    def __init__(self, parts: Iterable[tuple[str, int]], started: float = 0.0) -> None:
         self.parts = [(name, size) for name, size in parts if size > 0]
         self.total = sum(size for _, size in self.parts)
         self.received = 0
+        self.started = started  # clock time the upload was accepted
+
+    def deadline(self, min_rate: int, grace: float) -> float:
+        """Clock time by which more bytes must have come: after `grace` s, at least `min_rate` bytes/s on average."""
+        return self.started + grace + self.received / min_rate
 
     @property
     def complete(self) -> bool:
@@ -124,9 +129,11 @@ class Session:
         """The request in a text message, or ProtocolError."""
         if len(text) > self.config.max_control_bytes:
             raise self._error("too_large", f"control messages are limited to {self.config.max_control_bytes} bytes")
+        if json_depth(text) > self.config.max_json_depth:
+            raise self._error("bad_json", f"the message nests deeper than {self.config.max_json_depth} levels; requests need 3")
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise self._error("bad_json", "the message is not JSON; send one JSON object per text message") from None
         if not isinstance(data, dict) or not isinstance(data.get("type"), str):
             raise self._error("bad_message", 'a message is a JSON object with a string "type"')
@@ -166,10 +173,10 @@ class Session:
         except ProtocolError as exc:
             raise self._count(exc) from None
 
-    def accepted(self, start: Start) -> None:
-        """The start was taken: expect its uploads, or go straight to waiting."""
+    def accepted(self, start: Start, now: float = 0.0) -> None:
+        """The start was taken (at clock time `now`): expect its uploads, or go straight to waiting."""
         parts = [(name, spec.size) for name, spec in (("video", start.video), ("audio", start.audio)) if isinstance(spec, Upload)]
-        self.upload = UploadPlan(parts) if parts else None
+        self.upload = UploadPlan(parts, now) if parts else None
         self.phase = Phase.UPLOADING if self.upload is not None and not self.upload.complete else Phase.WAITING
 
     def uploaded(self) -> None:
@@ -241,10 +248,10 @@ class Session:
             raise ProtocolError("bad_option", f"fit must be one of {', '.join(FITS)}")
         window = _int_option(options, "window", WindowConfig.size, 1, self.config.max_window)
         overlap = _int_option(options, "overlap", min(WindowConfig.overlap, window - 1), 0, window - 1)
-        preset = options.get("preset", EncodeConfig.preset)
-        if preset not in PRESETS:
+        preset = options.get("preset")
+        if preset is not None and preset not in PRESETS:
             raise ProtocolError("bad_option", f"preset must be one of {', '.join(PRESETS)}")
-        crf = _int_option(options, "crf", EncodeConfig.crf, 0, 51)
+        crf = _int_option(options, "crf", 0, 0, 51) if "crf" in options else None
         fragment = options.get("fragment_seconds", self.config.fragment_seconds)
         if isinstance(fragment, bool) or not isinstance(fragment, (int, float)) or not math.isfinite(fragment) or not 0.1 <= fragment <= 10:
             raise ProtocolError("bad_option", "fragment_seconds must be a number from 0.1 to 10")
@@ -256,9 +263,33 @@ class Session:
             device=self.config.device,
             weights=self.config.weights,
             window=WindowConfig(size=window, overlap=overlap),
-            encode=EncodeConfig(preset=preset, crf=crf, container="mp4", fragment_seconds=float(fragment), tune="zerolatency"),
+            # H.264 whatever the input: browsers' MediaSource plays it everywhere. Without a crf the
+            # bitrate is capped near the input's, like the CLI's output.
+            encode=EncodeConfig(codec="h264", preset=preset, crf=crf, container="mp4", fragment_seconds=float(fragment), tune="zerolatency"),
             face=FaceConfig(target=_target(options.get("target"))),
         )
+
+
+def json_depth(text: str) -> int:
+    """How deeply arrays and objects nest in `text`, counted without parsing (so a hostile message cannot recurse)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 def _target(spec: Any) -> Target | None:

@@ -76,20 +76,22 @@ class Connection:
         self._active = 0.0  # loop time of the last message, or of the end of the last job
 
     async def run(self) -> None:
-        """Serve the connection until the client leaves, idles too long, or breaks the rules."""
+        """Serve the connection until the client leaves, idles or trickles too long, or breaks the rules."""
         loop = asyncio.get_running_loop()
-        idle = self.app.config.idle_timeout
-        self._active = loop.time()
+        config = self.app.config
+        self._active = self._opened = loop.time()
         try:
-            await self._send(protocol.hello(self.app.config, self.session.engines, self.session.authenticated))
+            await self._send(protocol.hello(config, self.session.engines, self.session.authenticated))
             while True:
+                deadline, reason = self._deadline()
                 try:
                     # recv() is cancellation-safe: a timeout loses no message.
-                    message = await asyncio.wait_for(self.ws.recv(), self._wait())
+                    message = await asyncio.wait_for(self.ws.recv(), max(deadline - loop.time(), 0.001))
                 except asyncio.TimeoutError:
-                    if self.session.phase is Phase.WAITING or loop.time() - self._active < idle:
+                    deadline, reason = self._deadline()
+                    if reason == "none" or loop.time() < deadline:
                         continue  # a job is queued or running: pings tell whether the client is alive
-                    await self._goodbye(protocol.error("timeout", f"nothing received for {idle:g} s; connection closed"), 1001, "idle")
+                    await self._goodbye(*self._expired(reason))
                     return
                 self._active = loop.time()
                 if isinstance(message, str):
@@ -105,15 +107,39 @@ class Connection:
             for task in self._posts:
                 task.cancel()
 
-    def _wait(self) -> float:
-        idle = self.app.config.idle_timeout
-        if self.session.phase is Phase.WAITING:
-            return idle
-        return max(idle - (asyncio.get_running_loop().time() - self._active), 0.001)
+    def _deadline(self) -> tuple[float, str]:
+        """The earliest clock time something must have come, and why: idle, auth (no token yet), slow (upload)."""
+        config = self.app.config
+        now = asyncio.get_running_loop().time()
+        due = [(now + config.idle_timeout, "none")]
+        if self.session.phase is not Phase.WAITING:
+            due.append((self._active + config.idle_timeout, "idle"))
+        if not self.session.authenticated:
+            due.append((self._opened + config.auth_timeout, "auth"))
+        if self.session.phase is Phase.UPLOADING and self.session.upload is not None:
+            due.append((self.session.upload.deadline(config.min_upload_rate, config.upload_grace), "slow"))
+        return min(due)
+
+    def _expired(self, reason: str) -> tuple[str, int, str]:
+        """The error, close code and reason for a deadline that passed."""
+        config = self.app.config
+        if reason == "auth":
+            return protocol.error("unauthorized", f"no token within {config.auth_timeout:g} s; send it with the handshake or in the first message"), 1008, "no token"
+        if reason == "slow":
+            rate = config.min_upload_rate / 1024
+            message = f"the upload ran slower than {rate:g} KiB/s; the job was dropped: send the files faster or name them under the server's --root"
+            return protocol.error("too_slow", message, self.job.id if self.job else None), 1008, "upload too slow"
+        return protocol.error("timeout", f"nothing received for {config.idle_timeout:g} s; connection closed"), 1001, "idle"
 
     async def _on_text(self, text: str) -> None:
         try:
+            was_authenticated = self.session.authenticated
             request = self.session.receive_text(text)
+            if not was_authenticated and self.session.authenticated:
+                admitted, _ = self.app.counts()
+                if admitted > self.app.config.max_connections:  # this one now counts among them
+                    await self._send(protocol.error("busy", "too many connections; try again later"))
+                    raise _Close(1013, "busy")
             if isinstance(request, Start):
                 await self._start(request)
             elif isinstance(request, Cancel):
@@ -166,7 +192,7 @@ class Connection:
             log.warning("cannot store an upload: %s", exc)
             await self._drop_job()
             raise ProtocolError("failed", "the server cannot store uploads right now; try again later") from None
-        self.session.accepted(start)
+        self.session.accepted(start, asyncio.get_running_loop().time())
         uploads = self.session.upload.parts if self.session.upload else []
         await self._send(protocol.encode("accepted", job=job_id, upload=[[name, size] for name, size in uploads]))
         log.info("job %s accepted (%s)", job_id[:6], start.config.engine)

@@ -31,6 +31,11 @@ class ServerState:
         self.connections: set[object] = set()  # open websocket connections (the gate counts them)
         self.page = importlib.resources.files(__package__).joinpath("static/index.html").read_bytes()
 
+    def counts(self) -> tuple[int, int]:
+        """(authenticated, still owing the token) open connections."""
+        admitted = sum(1 for c in self.connections if getattr(getattr(c, "session", None), "authenticated", True))
+        return admitted, len(self.connections) - admitted
+
     async def sweep_forever(self) -> None:
         while True:
             await asyncio.sleep(SWEEP_SECONDS)

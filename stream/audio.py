@@ -19,7 +19,7 @@ import numpy as np
 from lipstream.errors import MediaError
 
 from .frames import AudioSpan
-from .inputs import describe, open_container, spool_to_file
+from .inputs import Spool, describe, open_container
 
 log = logging.getLogger(__name__)
 
@@ -31,18 +31,22 @@ class AudioInput:
 
     def __init__(self, source: str | Path | BinaryIO) -> None:
         self.name = describe(source)
-        self._spooled: Path | None = None
+        self._spooled: Spool | None = None
         if not isinstance(source, (str, Path)):
-            self._spooled = spool_to_file(source)
-            source = self._spooled
+            self._spooled = Spool(source, "the audio")
+            source = self._spooled.path
         self.path = Path(source)
-        with self._open() as container:
-            stream = container.streams.audio[0]
-            self.rate: int = stream.codec_context.sample_rate or stream.rate
-            self.channels: int = stream.codec_context.channels or 1
-        self.samples = self._count()
-        if self.samples == 0:
-            raise MediaError(f"{self.name}: the audio stream decodes to no samples; pass a non-empty audio file")
+        try:
+            with self._open() as container:
+                stream = container.streams.audio[0]
+                self.rate: int = stream.codec_context.sample_rate or stream.rate
+                self.channels: int = stream.codec_context.channels or 1
+            self.samples = self._count()
+            if self.samples == 0:
+                raise MediaError(f"{self.name}: the audio stream decodes to no samples; pass a non-empty audio file")
+        except BaseException:
+            self.close()  # a spooled pipe must not outlive a failed start
+            raise
 
     @property
     def duration(self) -> Fraction:
@@ -50,7 +54,7 @@ class AudioInput:
 
     def close(self) -> None:
         if self._spooled is not None:
-            self._spooled.unlink(missing_ok=True)
+            self._spooled.close()
             self._spooled = None
 
     def chunks(self, rate: int, layout: str = "mono", fmt: str = "flt") -> Iterator[av.AudioFrame]:
@@ -71,7 +75,7 @@ class AudioInput:
                 yield out
 
     def _open(self) -> av.container.InputContainer:
-        container = open_container(self.path, "audio")
+        container = open_container(self.path, "audio", self.name)
         if not container.streams.audio:
             container.close()
             raise MediaError(f"{self.name} has no audio stream; pass the new speech as AUDIO (wav, mp3, m4a, ...)")
@@ -100,13 +104,20 @@ def _trim(frame: av.AudioFrame, remaining: int) -> tuple[av.AudioFrame, int]:
 class AudioFeed:
     """A rolling 16 kHz mono float32 view of the audio, for stages that need sound.
 
-    Requests must not move backwards in time; samples before the last request's
-    start are dropped, so memory is bounded by the longest requested span.
+    Samples more than `history` seconds before the last request's start are
+    dropped, so memory is bounded by the longest requested span plus the
+    history. A request reaching further back (a segment's warm-up) decodes
+    again from the start: slower, but the samples are the same either way.
     """
 
-    def __init__(self, audio: AudioInput, rate: int = FEATURE_RATE) -> None:
+    def __init__(self, audio: AudioInput, rate: int = FEATURE_RATE, history: float = 0.0) -> None:
         self.rate = rate
-        self._chunks = (f.to_ndarray().reshape(-1) for f in audio.chunks(rate, "mono", "flt"))
+        self._audio = audio
+        self._history = int(round(history * rate))
+        self._restart()
+
+    def _restart(self) -> None:
+        self._chunks = (f.to_ndarray().reshape(-1) for f in self._audio.chunks(self.rate, "mono", "flt"))
         self._buffer = np.zeros(0, np.float32)
         self._offset = 0  # sample index of self._buffer[0]
         self._ended = False
@@ -115,18 +126,26 @@ class AudioFeed:
         """Samples for output times [start, end), zero outside the audio."""
         first = int(np.floor(start * self.rate))
         stop = int(np.ceil(end * self.rate))
+        if min(first, stop) < self._offset:
+            self._restart()
+        keep = max(0, min(first, stop) - self._history)
         while not self._ended and self._offset + len(self._buffer) < stop:
             chunk = next(self._chunks, None)
             if chunk is None:
                 self._ended = True
             else:
                 self._buffer = np.concatenate([self._buffer, chunk.astype(np.float32, copy=False)])
-        drop = max(0, min(first, stop) - self._offset)
-        if drop:
-            self._buffer = self._buffer[drop:]
-            self._offset += drop
+                self._drop_before(keep)
+        self._drop_before(keep)
         out = np.zeros(max(stop - first, 0), np.float32)
         lo, hi = max(first, self._offset), min(stop, self._offset + len(self._buffer))
         if hi > lo:
             out[lo - first : hi - first] = self._buffer[lo - self._offset : hi - self._offset]
         return AudioSpan(Fraction(first, self.rate), self.rate, out)
+
+    def _drop_before(self, sample: int) -> None:
+        drop = max(0, sample - self._offset)
+        if drop:
+            drop = min(drop, len(self._buffer))
+            self._buffer = self._buffer[drop:]
+            self._offset += drop

@@ -27,9 +27,9 @@ def describe(source: str | Path | BinaryIO) -> str:
     return "standard input" if not isinstance(source, (str, Path)) else str(source)
 
 
-def open_container(source: str | Path | BinaryIO, what: str) -> av.container.InputContainer:
-    """Open `source` for reading or raise a `MediaError` naming the file and the fix."""
-    name = describe(source)
+def open_container(source: str | Path | BinaryIO, what: str, name: str | None = None) -> av.container.InputContainer:
+    """Open `source` for reading or raise a `MediaError` naming the file (or `name`) and the fix."""
+    name = name or describe(source)
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.exists():
@@ -51,12 +51,43 @@ def open_container(source: str | Path | BinaryIO, what: str) -> av.container.Inp
         raise MediaError(f"cannot open {what} {name}: {_reason(exc)}") from None
 
 
-def spool_to_file(stream: BinaryIO, suffix: str = ".media") -> Path:
-    """Copy a pipe to a temporary file so it can be read twice (caller deletes it)."""
-    fd, name = tempfile.mkstemp(prefix="lipstream-", suffix=suffix)
-    with os.fdopen(fd, "wb") as out:
-        shutil.copyfileobj(stream, out, 1 << 20)
-    return Path(name)
+class Spool:
+    """A pipe copied to a temporary file so it can be read more than once; gone once closed.
+
+    Where /proc exists (Linux) the file is unlinked as soon as it is created and
+    read through /proc/self/fd, so not even a killed run leaves it behind.
+    """
+
+    def __init__(self, stream: BinaryIO, what: str, suffix: str = ".media") -> None:
+        fd, name = tempfile.mkstemp(prefix=f"lipstream-{os.getpid()}-", suffix=suffix)
+        self._fd: int | None = fd
+        self._name: str | None = name
+        self.path = Path(name)
+        through_proc = Path(f"/proc/self/fd/{fd}")
+        if through_proc.exists():
+            os.unlink(name)
+            self._name = None
+            self.path = through_proc
+        try:
+            with os.fdopen(os.dup(fd), "wb") as out:
+                shutil.copyfileobj(stream, out, 1 << 20)
+        except OSError as exc:
+            self.close()
+            raise MediaError(
+                f"cannot copy {what} from standard input to {tempfile.gettempdir()} ({exc.strerror or exc}); "
+                "free some space there, set TMPDIR to another folder, or pass a file"
+            ) from None
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if self._name is not None:
+            Path(self._name).unlink(missing_ok=True)
+            self._name = None
 
 
 def _reason(exc: BaseException) -> str:

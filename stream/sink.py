@@ -10,9 +10,10 @@ interleaved at every point and ends exactly when the audio should.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
-import secrets
+from collections import deque
 from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO, Sequence
@@ -21,10 +22,12 @@ import av
 import numpy as np
 
 from lipstream.config import EncodeConfig
-from lipstream.errors import InputError, MediaError
+from lipstream.errors import InputError, MediaError, OutputError, ReaderGone
 
 from .audio import AudioInput
+from .encoding import Encoding, VideoTraits, choose_encoding, output_time_base
 from .frames import I420, Frame, Patch, plane_view, rgb_to_i420
+from .partials import output_error, partial_path
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,8 @@ def file_format(path: Path) -> str:
 
 def check_output(output: Path, *inputs: str | Path | BinaryIO) -> None:
     """Refuse outputs that would overwrite an input or that cannot be written."""
+    if output.is_dir():
+        raise OutputError(f"the output {output} is a folder; name a file, e.g. {output / 'out.mp4'}")
     file_format(output)
     for source in inputs:
         if isinstance(source, (str, Path)) and Path(source).exists() and output.exists() and output.samefile(source):
@@ -76,20 +81,36 @@ class Sink:
         config: EncodeConfig = EncodeConfig(),
         *,
         rate: Fraction = Fraction(25),
+        traits: VideoTraits = VideoTraits(),
+        muxer: str | None = None,
+        durable: bool = False,
+        part_of: Path | None = None,
     ) -> None:
-        """`target`: a path, a binary pipe (stdout), or None to hand bytes back from `write`."""
+        """`target`: a path, a binary pipe (stdout), or None to hand bytes back from `write`.
+
+        `traits` describe the input so the output can follow it; `muxer` forces
+        a container format for a path; `durable` syncs the file to disk before
+        it is renamed into place (segments that must survive a crash);
+        `part_of` is the output errors name when `target` is a piece of it.
+        """
         self.config = config
         self._rate = rate
+        self._traits = traits
+        self._durable = durable
+        self._part_of = part_of
         self._path: Path | None = None
         self._tmp: Path | None = None
         self._pipe: BinaryIO | None = None
         self._collector: _Collector | None = None
         if isinstance(target, Path):
-            fmt = file_format(target)
+            fmt = muxer or file_format(target)
             self._path = target
-            self._tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
-            options = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}
-            self._container = av.open(str(self._tmp), "w", format=fmt, options=options)
+            self._tmp = partial_path(target)
+            options = {"movflags": "+faststart"} if fmt in ("mp4", "mov") and muxer is None else {}
+            try:
+                self._container = av.open(str(self._tmp), "w", format=fmt, options=options)
+            except OSError as exc:
+                raise output_error(exc, part_of or target) from None
         else:
             self._collector = _Collector()
             self._pipe = target
@@ -106,43 +127,62 @@ class Sink:
             options["avoid_negative_ts"] = "disabled"
             self._container = av.open(self._collector, "w", format=fmt, options=options)
         self.format = fmt
+        self.encoding: Encoding | None = None
         self._video: av.VideoStream | None = None
+        self._packets: VideoPackets | None = None
         self._size: tuple[int, int] | None = None
         self._audio_input = audio
-        self._audio: _AudioTrack | None = None
+        self._audio: AudioTrack | None = None
         self.end_time = Fraction(0)
         self._closed = False
 
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What the output changed about the picture (size, pixel format), one line each."""
+        return self.encoding.notes if self.encoding is not None else ()
+
     def write(self, frames: Sequence[Frame]) -> bytes:
         """Encode `frames`, mux the audio up to them; return bytes for a fragment consumer."""
-        for frame in frames:
-            if self._video is None:
-                self._open_video(frame)
-            packet_frame = self._to_yuv(frame)
-            packet_frame.pts = frame.pts
-            packet_frame.time_base = frame.time_base
-            # A decoded frame keeps its source picture type, which x264 obeys (I forces a
-            # keyframe); the encoder chooses, so edited and untouched frames code alike.
-            packet_frame.pict_type = av.video.frame.PictureType.NONE
-            self._mux(self._video.encode(packet_frame))
-            self.end_time = frame.time
-        if frames and self._audio is not None:
-            self._audio.write_until(self.end_time)
-        return self._drain()
+        try:
+            for frame in frames:
+                if self._video is None:
+                    self._open_video(frame)
+                assert self._packets is not None
+                packet_frame = self._to_yuv(frame)
+                packet_frame.pts = self._packets.ticks(frame.pts, frame.time_base)
+                packet_frame.time_base = self._packets.time_base
+                # A decoded frame keeps its source picture type, which x264 obeys (I forces a
+                # keyframe); the encoder chooses, so edited and untouched frames code alike.
+                packet_frame.pict_type = av.video.frame.PictureType.NONE
+                self._packets.add(self._video.encode(packet_frame))
+                self.end_time = frame.time
+            if frames and self._audio is not None:
+                self._audio.write_until(self.end_time)
+            return self._drain()
+        except OSError as exc:
+            raise self._error(exc) from None
 
     def close(self, video_end: Fraction, audio_end: Fraction) -> bytes:
-        """Flush everything, finish the audio at `audio_end`, and publish the file."""
-        if self._video is None:
+        """Flush everything, end the video at `video_end` and the audio at `audio_end`, and publish the file."""
+        if self._video is None or self._packets is None:
             raise MediaError("no video frames were produced; the input video may be empty")
-        self._mux(self._video.encode(None))
-        if self._audio is not None:
-            self._audio.write_until(audio_end, final=True)
-        self._container.close()
-        self._closed = True
-        self.end_time = video_end
-        if self._tmp is not None and self._path is not None:
-            os.replace(self._tmp, self._path)
-        return self._drain()
+        try:
+            self._packets.add(self._video.encode(None))
+            self._packets.finish(video_end)
+            if self._audio is not None:
+                self._audio.write_until(audio_end, final=True)
+            self._container.close()
+            self._closed = True
+            self.end_time = video_end
+            if self._tmp is not None and self._path is not None:
+                if self._durable:
+                    sync_path(self._tmp)
+                os.replace(self._tmp, self._path)
+                if self._durable:
+                    sync_path(self._path.parent)
+            return self._drain()
+        except OSError as exc:
+            raise self._error(exc) from None
 
     def abort(self) -> None:
         """Drop the output: close quietly and remove the temporary file."""
@@ -155,31 +195,39 @@ class Sink:
         if self._tmp is not None:
             self._tmp.unlink(missing_ok=True)
 
+    def _error(self, exc: OSError) -> Exception:
+        if self._path is not None:
+            return output_error(exc, self._part_of or self._path)
+        return pipe_error(exc)
+
     def _open_video(self, frame: Frame) -> None:
         width, height = frame.size
-        even = (width - width % 2, height - height % 2)
-        if min(even) < 2:
+        if min(width - width % 2, height - height % 2) < 2:
             raise MediaError(f"the video is {width}x{height}; at least 2x2 pixels are needed")
-        if even != (width, height):
-            log.info("output cropped from %dx%d to %dx%d (yuv420p needs even sizes)", width, height, *even)
-        stream = self._container.add_stream(self.config.codec, rate=self._rate)
-        stream.width, stream.height = even
-        stream.pix_fmt = "yuv420p"
-        stream.time_base = frame.time_base
-        stream.codec_context.time_base = frame.time_base
+        encoding = choose_encoding(self.config, self._traits, (width, height))
+        for note in encoding.notes:
+            log.info("%s", note)
+        stream = self._container.add_stream(encoding.encoder, rate=self._rate)
+        stream.width, stream.height = encoding.width, encoding.height
+        stream.pix_fmt = encoding.pix_fmt
+        time_base = output_time_base(frame.time_base)
+        stream.time_base = time_base
+        stream.codec_context.time_base = time_base
         stream.codec_context.thread_type = "AUTO"
-        options = {"crf": str(self.config.crf), "preset": self.config.preset}
-        if self.config.tune:
-            options["tune"] = self.config.tune
-        if self.config.x264_params and self.config.codec == "libx264":
-            options["x264-params"] = self.config.x264_params
-        stream.options = options
+        if encoding.threads:
+            stream.codec_context.thread_count = encoding.threads
+        stream.options = dict(encoding.options)
+        if self.format in ("mp4", "mov"):  # edit lists in the track's own ticks: exact, not rounded to ms
+            self._container.options["movie_timescale"] = str(time_base.denominator)
+        self.encoding = encoding
         self._video = stream
-        self._size = even
+        self._packets = VideoPackets(self._container, time_base)
+        self._size = (encoding.width, encoding.height)
         if self._audio_input is not None:  # after the video, so video is stream 0
-            self._audio = _AudioTrack(self._container, self._audio_input, self.config)
+            self._audio = AudioTrack(self._container, self._audio_input, self.config)
 
     def _to_yuv(self, frame: Frame) -> av.VideoFrame:
+        assert self._size is not None
         width, height = self._size
         decoded = frame.decoded
         plain = frame.image is None and not frame.rotation and decoded is not None and (decoded.width, decoded.height) == (width, height)
@@ -192,10 +240,6 @@ class Sink:
             rgb = rgb[:height, :width] if rgb.shape[0] >= height and rgb.shape[1] >= width else _fit(rgb, width, height)
         return av.VideoFrame.from_ndarray(rgb_to_i420(rgb), format="yuv420p")
 
-    def _mux(self, packets: Sequence[av.Packet]) -> None:
-        for packet in packets:
-            self._container.mux(packet)
-
     def _drain(self) -> bytes:
         if self._collector is None:
             return b""
@@ -205,6 +249,67 @@ class Sink:
             self._pipe.flush()
             return b""
         return data
+
+
+class VideoPackets:
+    """Muxes encoded video, holding back the last few packets so the last frame ends exactly at the output's end.
+
+    Containers take a track's end from its last packets' durations, which the
+    encoder sets from the frame rate, so a frame cut short by the audio
+    (29.97 fps) or held across a gap in a variable-rate input would end early
+    or late. At the end the latest-shown packet and the last-decoded one
+    (with B-frames they differ) get the duration that ends the track on time.
+    """
+
+    HOLD = 32  # more than any encoder's reordering depth
+
+    def __init__(self, container: av.container.OutputContainer, time_base: Fraction) -> None:
+        self._container = container
+        self.time_base = time_base
+        self._held: deque[av.Packet] = deque()
+
+    def ticks(self, pts: int, time_base: Fraction) -> int:
+        """`pts` in `time_base` as a whole number of this stream's ticks (exact: see output_time_base)."""
+        return round(pts * time_base / self.time_base)
+
+    def add(self, packets: Sequence[av.Packet]) -> None:
+        for packet in packets:
+            self._held.append(packet)
+            if len(self._held) > self.HOLD:
+                self._container.mux(self._held.popleft())
+
+    def finish(self, end: Fraction) -> None:
+        """Mux the held packets, the track ending at `end` seconds."""
+        timed = [p for p in self._held if p.pts is not None]
+        if timed:
+            latest = max(timed, key=lambda p: p.pts)
+            duration = max(1, round(end / self.time_base) - latest.pts)
+            latest.duration = duration
+            self._held[-1].duration = duration
+        while self._held:
+            self._container.mux(self._held.popleft())
+
+
+def pipe_error(exc: OSError) -> Exception:
+    """A closed reader is `ReaderGone`; any other failure of stdout is an `OutputError` naming it."""
+    if isinstance(exc, BrokenPipeError) or getattr(exc, "errno", None) == errno.EPIPE:
+        return ReaderGone("the reader of standard output closed the pipe before the end; the output is incomplete")
+    reason = getattr(exc, "strerror", None) or str(exc)
+    return OutputError(f"cannot write to standard output: {reason}; redirect it to a file or a pipe, or use -o FILE")
+
+
+def sync_path(path: Path) -> None:
+    """fsync a file or folder so a rename is durable across a crash (best effort where a folder cannot be synced)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        log.debug("cannot fsync %s", path, exc_info=True)
+    finally:
+        os.close(fd)
 
 
 def _patched(decoded: av.VideoFrame, patch: Patch) -> av.VideoFrame:
@@ -236,7 +341,7 @@ def _fit(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     return out
 
 
-class _AudioTrack:
+class AudioTrack:
     """AAC encoding of the new audio, advanced to a time on request, padded with silence past its end."""
 
     def __init__(self, container: av.container.OutputContainer, audio: AudioInput, config: EncodeConfig) -> None:

@@ -4,6 +4,10 @@ Timing is kept as integer pts in the stream's time base relative to the
 stream's start, so variable frame rate survives untouched. Backward reading
 (ping-pong) decodes short forward runs after a seek and reverses them, so it
 holds at most one run of frames.
+
+Damaged input does not stop the run: packets the decoder rejects are
+counted and skipped, and `damaged` adds the frames an index promised but a
+truncated file no longer holds, so the job can say how much was lost.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import av
 
 from lipstream.errors import MediaError
 
+from .encoding import VideoTraits
 from .inputs import describe, open_container
 
 log = logging.getLogger(__name__)
@@ -60,6 +65,13 @@ class VideoSource:
         self.duration: Fraction | None = duration * self.time_base if duration else (
             Fraction(self._container.duration, av.time_base) if self._container.duration else None
         )
+        # The video track's own length from an index (MP4/MOV), the yardstick for truncation;
+        # a container's duration may be the audio's, so it is not used here.
+        self.declared_duration: Fraction | None = duration * self.time_base if duration else None
+        self.declared_frames: int = self._stream.frames or 0
+        self.traits = VideoTraits(ctx.name, self._video_bit_rate(), ctx.format.name if ctx.format else None)
+        self.rejected = 0  # packets the decoder refused going forward
+        self.reached_end = False  # the forward pass decoded the whole stream
 
     @property
     def nominal_step(self) -> int:
@@ -75,6 +87,22 @@ class VideoSource:
     def frames_seen(self) -> int:
         return len(self._pts)
 
+    @property
+    def damaged(self) -> int:
+        """Frames lost to damage so far: refused packets, or frames an index promised that never came."""
+        missing = self.declared_frames - self.frames_seen if self.reached_end and self.declared_frames else 0
+        return max(self.rejected, missing)
+
+    def _video_bit_rate(self) -> int | None:
+        """The video stream's bits/s: declared, or the container's minus its audio, or the file's size over its length."""
+        if self._stream.bit_rate:
+            return int(self._stream.bit_rate)
+        audio = sum(a.bit_rate or 0 for a in self._container.streams.audio)
+        total = self._container.bit_rate
+        if not total and self.seekable and self.duration:
+            total = int(Path(self._source).stat().st_size * 8 / self.duration)  # type: ignore[arg-type]
+        return int(total - audio) if total and total > audio else None
+
     def close(self) -> None:
         self._container.close()
 
@@ -88,7 +116,7 @@ class VideoSource:
         """Every frame once, in presentation order."""
         index = 0
         last_pts: int | None = None
-        for frame in self._decode():
+        for frame in self._decode(forward=True):
             pts = self._relative_pts(frame, last_pts)
             if last_pts is not None and pts <= last_pts:
                 log.debug("dropping frame with non-increasing pts %s after %s", pts, last_pts)
@@ -101,6 +129,7 @@ class VideoSource:
             index += 1
         if index == 0:
             raise MediaError(f"{self.name}: the video stream has no decodable frames")
+        self.reached_end = True
 
     def backward(self, first: int, last: int) -> Iterator[DecodedFrame]:
         """Frames `last` down to `first` (inclusive), for ping-pong; needs a seekable file."""
@@ -159,18 +188,36 @@ class VideoSource:
         finally:
             self._stream.codec_context.skip_frame = "DEFAULT"
 
-    def _decode(self) -> Iterator[av.VideoFrame]:
+    def _decode(self, forward: bool = False) -> Iterator[av.VideoFrame]:
+        """Decoded frames; a packet the decoder refuses is skipped (and counted going `forward`)."""
         first = True
-        try:
-            for frame in self._container.decode(self._stream):
+        packets = self._container.demux(self._stream)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                return
+            except av.error.FFmpegError as exc:  # the container itself is cut or broken here: nothing more to read
+                if first and not self.seekable and isinstance(exc, av.error.InvalidDataError):
+                    raise MediaError(f"cannot decode video from {self.name}: {_MOOV_HINT}") from None
+                log.info("%s: reading stopped early (%s)", self.name, exc)
+                if forward:
+                    self.rejected += 1
+                return
+            try:
+                frames = packet.decode()
+            except av.error.InvalidDataError as exc:
+                if first and not self.seekable:
+                    raise MediaError(f"cannot decode video from {self.name}: {_MOOV_HINT}") from None
+                log.debug("%s: skipped a damaged packet at pts %s (%s)", self.name, packet.pts, exc)
+                if forward:
+                    self.rejected += 1
+                continue
+            except av.error.FFmpegError as exc:
+                raise MediaError(f"{self.name}: video decoding failed ({exc})") from None
+            for frame in frames:
                 first = False
                 yield frame
-        except av.error.InvalidDataError as exc:
-            if first and not self.seekable:
-                raise MediaError(f"cannot decode video from {self.name}: {_MOOV_HINT}") from None
-            raise MediaError(f"{self.name}: corrupt video data ({exc}); re-encode or repair the file") from None
-        except av.error.FFmpegError as exc:
-            raise MediaError(f"{self.name}: video decoding failed ({exc})") from None
 
     def _relative_pts(self, frame: av.VideoFrame, previous: int | None) -> int:
         pts = frame.pts

@@ -8,6 +8,7 @@ pipe). `--fit video` keeps the video's length and cuts or pads the audio;
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Iterator
 
@@ -55,16 +56,34 @@ def audio_end(fit: Fit, audio_duration: Fraction, video_end: Fraction) -> Fracti
     return min(audio_duration, video_end)
 
 
-def output_frames(source: VideoSource, fit: Fit, audio_duration: Fraction) -> Iterator[Frame]:
-    """The output video as frames with output timing, stopping at the policy's limit."""
+@dataclass
+class Ending:
+    """How the output video ended: `cut` when the length limit stopped it (a frame was due at or past it)."""
+
+    cut: bool = False
+
+
+def video_end(limit: Fraction | None, ending: Ending, last_time: Fraction, frame_duration: Fraction) -> Fraction:
+    """When the output video ends: at the limit if the limit cut it (the last frame is held until then,
+    across a gap or a 29.97 fps frame that would overrun it), else one frame after its last frame."""
+    if limit is not None and ending.cut:
+        return limit
+    end = last_time + frame_duration
+    return end if limit is None else min(end, limit)
+
+
+def output_frames(source: VideoSource, fit: Fit, audio_duration: Fraction, ending: Ending | None = None) -> Iterator[Frame]:
+    """The output video as frames with output timing, stopping at the policy's limit (noted in `ending`)."""
     limit = video_limit(fit, audio_duration)
     stop_pts = None if limit is None else limit / source.time_base
     retimer = Retimer(source.nominal_step)
+    ending = ending if ending is not None else Ending()
 
     def emit(decoded: DecodedFrame) -> Frame | None:
         src_index, src_pts, av_frame = decoded
         index, pts = retimer.place(src_pts)
         if stop_pts is not None and pts >= stop_pts:
+            ending.cut = True
             return None
         return Frame(index, pts, source.time_base, src_index, av_frame, source.rotation)
 

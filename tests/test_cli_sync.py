@@ -145,6 +145,10 @@ def test_odd_sizes_are_encoded(tmp_path):
     out = tmp_path / "out.mp4"
     result = sync(clip_odd, audio, "-o", out)
     assert result.returncode == 0, result.stderr.decode()
+    lines = result.stderr.decode().strip().splitlines()
+    assert len(lines) == 2 and lines[0] == (  # one note saying what changed, then the summary
+        "lipstream: note: the output is 320x180 yuv420p (the input is 321x181 yuv444p): players decode 4:2:0 video, which needs even sizes"
+    )
     frames = video_frames(out)
     assert frames[0][1].shape == (180, 320, 3)
     assert [read_index(rgb) for _, rgb in frames] == list(range(5))

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 
 
-def lavfi_clip(path, seconds):
-    """A 320x180 test pattern with a tone, made by FFmpeg's own sources (fast, no frames in Python)."""
-    with av.open(f"testsrc2=size=320x180:rate=25:duration={seconds}", format="lavfi") as src, av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 320, 180, "yuv420p"
-        stream.options = {"preset": "ultrafast", "g": "50"}
+def lavfi_clip(path, seconds, *, codec="libx264", size=(320, 180), options=None):
+    """A test pattern made by FFmpeg's own sources (fast, no frames in Python)."""
+    width, height = size
+    with av.open(f"testsrc2=size={width}x{height}:rate=25:duration={seconds}", format="lavfi") as src, av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = options or {"preset": "ultrafast", "g": "50"}
         for frame in src.decode(video=0):
             for packet in stream.encode(frame.reformat(format="yuv420p")):
                 out.mux(packet)

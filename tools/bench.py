@@ -25,23 +25,25 @@ from pathlib import Path
 import av
 
 from lipstream.config import EncodeConfig
+from lipstream.stream.encoding import VideoTraits, choose_encoding
 
 HERE = Path(__file__).resolve().parent
 
 
 def bare_loop(video: Path, audio: Path, out: Path) -> int:
-    """Decode, encode and mux with nothing in between: the floor for passthrough."""
-    cfg = EncodeConfig()
+    """Decode, encode and mux with nothing in between: the floor for passthrough (same encoder and settings)."""
     frames = 0
     with av.open(str(video)) as src, av.open(str(out), "w", options={"movflags": "+faststart"}) as dst:
         vin = src.streams.video[0]
         vin.thread_type = "AUTO"
-        vout = dst.add_stream(cfg.codec, rate=vin.average_rate)
-        vout.width, vout.height, vout.pix_fmt = vin.codec_context.width, vin.codec_context.height, "yuv420p"
+        ctx = vin.codec_context
+        encoding = choose_encoding(EncodeConfig(), VideoTraits(ctx.name, vin.bit_rate, ctx.pix_fmt), (ctx.width, ctx.height))
+        vout = dst.add_stream(encoding.encoder, rate=vin.average_rate)
+        vout.width, vout.height, vout.pix_fmt = encoding.width, encoding.height, encoding.pix_fmt
         vout.time_base = vin.time_base
         vout.codec_context.time_base = vin.time_base
         vout.codec_context.thread_type = "AUTO"
-        vout.options = {"crf": str(cfg.crf), "preset": cfg.preset, "x264-params": cfg.x264_params}
+        vout.options = encoding.options
         aout = dst.add_stream("aac", rate=16000, layout="mono")
         for frame in src.decode(vin):
             # Same policy as the sink: x264 picks the frame types (a decoded frame
@@ -89,6 +91,8 @@ def bench_passthrough(media: Path, repeat: int) -> list[tuple[str, float, float,
         runs = {
             "bare PyAV loop": [sys.executable, __file__, "--bare", str(video), str(audio), f"{tmp}/bare.mp4"],
             "lipstream passthrough": [sys.executable, "-m", "lipstream", "sync", str(video), str(audio), "-o", f"{tmp}/pt.mp4", "--engine", "passthrough"],
+            "lipstream passthrough, one segment": [sys.executable, "-m", "lipstream", "sync", str(video), str(audio), "-o", f"{tmp}/pt1.mp4",
+                                                   "--engine", "passthrough", "--segment", "1000"],
         }
         for name, cmd in runs.items():
             wall, cpu, rss = min((measure(cmd) for _ in range(repeat)), key=lambda r: r[0])

@@ -22,6 +22,25 @@ def non_negative(text: str) -> int:
     return value
 
 
+def bit_rate(text: str) -> int:
+    """`800k`, `2.5M` or plain bits per second."""
+    scale = {"k": 1_000, "m": 1_000_000}.get(text[-1:].lower(), 1)
+    try:
+        value = float(text[:-1] if scale != 1 else text) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected bits per second like 800k or 2.5M, got {text!r}") from None
+    if not value >= 10_000 or value != value:
+        raise argparse.ArgumentTypeError(f"must be at least 10k bits/s, got {text!r}")
+    return int(value)
+
+
+def seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0.1 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be at least 0.1 s, got {text}")
+    return value
+
+
 TARGET_HELP = (
     "X,Y[@SECONDS]: the speaker is the face nearest this point (frame pixels) on the first frame with faces "
     "(at or after SECONDS; earlier frames stay untouched); default: the largest face"

@@ -1,8 +1,13 @@
-"""One lip-sync job: open the inputs, plan the output, run the stages, publish.
+"""One lip-sync job: open the inputs, plan the output, run the segments, check, publish.
 
 Everything that blocks (opening and spooling inputs, loading models, closing
 the output) runs on worker threads, so a server can run many jobs as tasks
-on its one event loop.
+on its one event loop; a cancelled job waits for those threads to let go of
+what they opened before it returns. A file output is written as segment
+files in `.OUT.lipstream/` and joined at the end (resumable with
+`SyncConfig.resume`); a pipe or fragment consumer gets one continuous stream.
+Nothing is published when the output would not cover the asked length or,
+with `strict`, when no target face was found.
 """
 
 from __future__ import annotations
@@ -10,25 +15,34 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
+from importlib import metadata
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Callable, TypeVar
 
 from lipstream.config import SyncConfig
-from lipstream.stream.audio import AudioFeed, AudioInput
-from lipstream.stream.sink import Sink, check_output
+from lipstream.errors import InputError, MediaError
+from lipstream.stream.audio import AudioInput
+from lipstream.stream.encoding import choose_encoding, estimated_bytes
+from lipstream.stream.partials import check_free_space
+from lipstream.stream.sink import check_output
 from lipstream.stream.source import VideoSource
-from lipstream.stream.timeline import audio_end, output_frames, video_limit
-from lipstream.stream.windows import frame_windows
+from lipstream.stream.timeline import audio_end, video_limit
 
-from ..engines import build_stages
+from ..engines import Plan, build_stages
 from ..progress import ProgressCallback
-from ..runner import FragmentCallback, Runner
+from ..runner import FragmentCallback
+from .outputs import Output, SegmentFiles, StreamOutput
+from .segmented import Tally, run_segments
+from .segments import file_identity, run_key
 
 log = logging.getLogger(__name__)
 
 Source = str | Path | BinaryIO
+T = TypeVar("T")
+
+VERSIONED = ("lipstream", "av", "numpy", "torch", "opencv-python-headless")  # what else decides the output's bytes
 
 
 @dataclass(frozen=True)
@@ -40,16 +54,40 @@ class JobResult:
     engine: str = ""
     checkpoints: dict[str, list[str]] = field(default_factory=dict)  # registry name -> files loaded
     stats: dict[str, object] = field(default_factory=dict)  # what the stages report (e.g. exemplar_coverage)
+    damaged_frames: int = 0  # frames of the input lost to damage (skipped packets, a truncated file)
+    faces: int = 0  # output frames where the target face was found
+    reanimated: int = 0  # output frames whose pixels the engine changed
+    tracked: bool = False  # the engine looks for faces (so faces == 0 means none was found)
+    segments: int = 0
+    resumed: int = 0  # segments taken over from an interrupted run
+    notes: tuple[str, ...] = ()  # what the output changed about the picture (size, pixel format)
+    warnings: tuple[str, ...] = ()  # damaged input, no face: the run went on, the user should know
 
 
-def estimate_frames(source: VideoSource, config: SyncConfig, audio: Fraction) -> int | None:
+def expected_length(source: VideoSource, config: SyncConfig, audio: Fraction) -> Fraction | None:
+    """How long the output will be, as far as known before decoding."""
     video = source.duration
     limit = video_limit(config.fit, audio)
     if config.fit == "shortest" and video is not None:
         limit = min(audio, video)
     elif limit is None:
         limit = video
-    return None if limit is None else math.ceil(limit * source.average_rate)
+    return limit
+
+
+def estimate_frames(source: VideoSource, config: SyncConfig, audio: Fraction) -> int | None:
+    length = expected_length(source, config, audio)
+    return None if length is None else math.ceil(length * source.average_rate)
+
+
+def asked_length(config: SyncConfig, source: VideoSource, audio: Fraction) -> Fraction | None:
+    """The length the user asked for, where the input declares enough to know it."""
+    if config.fit == "audio":
+        return audio
+    video = source.declared_duration
+    if video is None:
+        return None
+    return video if config.fit == "video" else min(audio, video)
 
 
 async def run_sync(
@@ -64,48 +102,153 @@ async def run_sync(
     """Lip-sync `video` to `audio` into `output` (a path, a pipe, or None for `on_fragment`)."""
     if isinstance(output, Path):
         check_output(output, video, audio)
+    if config.resume:
+        _check_resumable(video, audio, output)
     plan = await asyncio.to_thread(build_stages, config)
-    config = plan.config
-    if isinstance(video, (str, Path)):
-        for stage in plan.stages:
-            prepare = getattr(stage, "prepare", None)
-            if prepare is not None:
-                await asyncio.to_thread(prepare, Path(video))
-    new_audio = await asyncio.to_thread(AudioInput, audio)
+    new_audio = await _opened(AudioInput, audio)
     try:
-        source = await asyncio.to_thread(VideoSource, video)
+        source = await _opened(VideoSource, video)
         try:
-            sink = await asyncio.to_thread(Sink, output, new_audio, config.encode, rate=source.average_rate)
-            try:
-                frames = output_frames(source, config.fit, new_audio.duration)
-                runner = Runner(plan.stages, queue_size=config.window.queue_size)
-                written = await runner.run(
-                    frame_windows(frames, AudioFeed(new_audio), config.window),
-                    lambda w: sink.write(w.owned),
-                    total_frames=estimate_frames(source, config, new_audio.duration),
-                    on_progress=on_progress,
-                    on_fragment=on_fragment,
-                )
-                video_end = sink.end_time + source.frame_duration
-                limit = video_limit(config.fit, new_audio.duration)
-                if limit is not None:
-                    video_end = min(video_end, limit)
-                end = audio_end(config.fit, new_audio.duration, video_end)
-                data = await asyncio.to_thread(sink.close, video_end, end)
-                if data and on_fragment is not None:
-                    await on_fragment(data)
-            except BaseException:
-                sink.abort()
-                raise
+            return await _run(plan, source, new_audio, video, audio, output, on_progress, on_fragment)
         finally:
             source.close()
     finally:
         new_audio.close()
+
+
+async def _run(
+    plan: Plan,
+    source: VideoSource,
+    new_audio: AudioInput,
+    video: Source,
+    audio: Source,
+    output: Path | BinaryIO | None,
+    on_progress: ProgressCallback | None,
+    on_fragment: FragmentCallback | None,
+) -> JobResult:
+    config = plan.config
+    tracked = any(stage.name == "face" for stage in plan.stages)
+    files: SegmentFiles | None = None
+    target: Output
+    if isinstance(output, Path):
+        key = await asyncio.to_thread(_run_key, plan, video, audio)
+        files = SegmentFiles(output, new_audio, config.encode, rate=source.average_rate, traits=source.traits, key=key, resume=config.resume)
+        await asyncio.to_thread(files.open)
+        target = files
+    else:
+        target = StreamOutput(output, new_audio, config.encode, rate=source.average_rate, traits=source.traits)
+    success = False
+    try:
+        if files is not None:
+            _check_space(files.final, source, config, new_audio)
+
+        def check(tally: Tally, video_end: Fraction) -> None:
+            asked = asked_length(config, source, new_audio.duration)
+            if source.damaged and asked is not None and video_end < asked - Fraction(3, 2) * source.frame_duration:
+                raise MediaError(
+                    f"{source.name} is damaged or cut short: {source.damaged} frame(s) could not be decoded and the video ends at "
+                    f"{float(video_end):.2f} s of {float(asked):.2f} s; repair or re-export it, or pass --fit audio to fill the length"
+                )
+            if config.strict and tracked and tally.faces == 0:
+                raise InputError(f"no target face was found in {source.name}, so nothing would be re-animated (--strict); check the video or --target")
+
+        outcome = await run_segments(
+            plan,
+            source,
+            new_audio,
+            target,
+            total_frames=estimate_frames(source, config, new_audio.duration),
+            on_progress=on_progress,
+            on_fragment=on_fragment,
+            check=check,
+            audio_end=lambda end: audio_end(config.fit, new_audio.duration, end),
+            video_file=Path(video) if isinstance(video, (str, Path)) else None,
+        )
+        success = True
+    except BaseException:
+        await asyncio.shield(asyncio.to_thread(target.abort))
+        raise
+    finally:
+        if files is not None:
+            files.close(success)
+    tally = outcome.tally
+    warnings = []
+    if source.damaged:
+        warnings.append(f"{source.name}: {source.damaged} damaged frame(s) could not be decoded and were skipped (damaged or truncated input)")
+    if files is not None and files.restarted:
+        warnings.append(f"the interrupted run for {files.final} had other inputs, options or versions; it was started over")
+    if tracked and tally.faces == 0:
+        warnings.append(f"no target face was found in {source.name}: nothing was re-animated (the output is the video with the new audio)")
     checkpoints = {name: [str(p) for p in paths] for name, paths in plan.found.files.items()}
-    stats: dict[str, object] = {}
-    for stage in plan.stages:
-        report = getattr(stage, "report", None)
-        if report is not None:
-            stats.update(report())
-    output_path = output if isinstance(output, Path) else None
-    return JobResult(written, video_end, end, output_path, plan.engine.name, checkpoints, stats)
+    end = outcome.video_end
+    return JobResult(
+        tally.frames,
+        end,
+        audio_end(config.fit, new_audio.duration, end),
+        output if isinstance(output, Path) else None,
+        plan.engine.name,
+        checkpoints,
+        outcome.stats,
+        damaged_frames=source.damaged,
+        faces=tally.faces,
+        reanimated=tally.edited,
+        tracked=tracked,
+        segments=outcome.segments,
+        resumed=outcome.resumed,
+        notes=target.notes,
+        warnings=tuple(warnings),
+    )
+
+
+def _check_resumable(video: Source, audio: Source, output: Path | BinaryIO | None) -> None:
+    if not isinstance(output, Path):
+        raise InputError("--resume needs -o FILE: a pipe cannot be continued")
+    if not isinstance(video, (str, Path)) or not isinstance(audio, (str, Path)):
+        raise InputError("--resume needs VIDEO and AUDIO as files: standard input cannot be read again")
+
+
+def _check_space(final: Path, source: VideoSource, config: SyncConfig, audio: AudioInput) -> None:
+    """Before any work: the segment files and the joined output (twice the output) must fit where they go."""
+    length = expected_length(source, config, audio.duration)
+    encoding = choose_encoding(config.encode, source.traits, (2, 2))
+    needed = None if length is None else estimated_bytes(encoding, float(length), config.encode.audio_bitrate)
+    if needed is not None:
+        check_free_space(final.parent, 2 * needed)
+
+
+def _run_key(plan: Plan, video: Source, audio: Source) -> str:
+    """Everything a file output depends on: inputs and checkpoints by size and time, options, engine, versions."""
+    config = replace(plan.config, resume=False, strict=False, weights=())
+
+    def identity(source: Source) -> object:
+        return file_identity(Path(source)) if isinstance(source, (str, Path)) else "stdin"
+
+    versions = {}
+    for name in VERSIONED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return run_key(
+        {
+            "video": identity(video),
+            "audio": identity(audio),
+            "engine": plan.engine.name,
+            "checkpoints": {name: [file_identity(p) for p in paths] for name, paths in plan.found.files.items()},
+            "config": asdict(config),
+            "versions": versions,
+        }
+    )
+
+
+async def _opened(factory: Callable[[Source], T], source: Source) -> T:
+    """Open an input on a worker thread; if the job is cancelled meanwhile, close what it opened (a spooled pipe)."""
+    future = asyncio.ensure_future(asyncio.to_thread(factory, source))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        done = await asyncio.gather(future, return_exceptions=True)
+        close = getattr(done[0], "close", None)
+        if close is not None:
+            close()
+        raise
