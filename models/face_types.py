@@ -53,6 +53,14 @@ class Detection:
         """(4,) array x0, y0, x1, y1."""
         return np.array([self.x0, self.y0, self.x1, self.y1])
 
+    def mapped(self, scale: float = 1.0, offset: tuple[float, float] = (0.0, 0.0)) -> Detection:
+        """This detection with every coordinate scaled, then shifted (from a resized or cropped picture to the frame)."""
+        dx, dy = offset
+        return Detection(
+            self.x0 * scale + dx, self.y0 * scale + dy, self.x1 * scale + dx, self.y1 * scale + dy,
+            self.score, self.keypoints * scale + (dx, dy),
+        )
+
     @property
     def center(self) -> tuple[float, float]:
         return (0.5 * (self.x0 + self.x1), 0.5 * (self.y0 + self.y1))

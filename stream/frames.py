@@ -9,7 +9,8 @@ differs from `index` when the video is ping-ponged or frozen to fit the audio.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
+from typing import TypeVar
 from fractions import Fraction
 
 import av
@@ -248,6 +249,9 @@ class AudioSpan:
         return out
 
 
+W = TypeVar("W", bound="Window")
+
+
 @dataclass(frozen=True, slots=True)
 class Window:
     """Consecutive frames of which `frames[own_start:own_stop]` belong to this window.
@@ -267,6 +271,10 @@ class Window:
     @property
     def owned(self) -> tuple[Frame, ...]:
         return self.frames[self.own_start : self.own_stop]
+
+    def as_kind(self, kind: type[W], **payload: object) -> W:
+        """This window as `kind` (a Window subclass carrying a stage's payload, or Window to drop one)."""
+        return kind(**{f.name: getattr(self, f.name) for f in fields(Window)}, **payload)
 
     def with_frames(self, frames: tuple[Frame, ...] | list[Frame]) -> Window:
         frames = tuple(frames)

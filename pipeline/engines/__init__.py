@@ -80,8 +80,9 @@ def build_stages(config: SyncConfig) -> Plan:
     config, extra = engine.options(config)
     found = resolve(engine, config.weights)
     needs, options = list(extra), [f"--engine {engine.name} --quality {config.quality}"] if extra else []
-    if engine.faces and face_requirements(config.face):
-        needs += face_requirements(config.face)
+    faces = face_requirements(config.face) if engine.faces else ()
+    if faces:
+        needs += faces
         options.append(f"--detector {config.face.detector} --landmarks {config.face.landmarks}")
     if config.enhance != "none":
         needs += ENHANCERS[config.enhance]

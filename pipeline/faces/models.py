@@ -108,11 +108,7 @@ class ScaledDetector:
         scales = [min(1.0, self.max_side / max(f.shape[:2])) for f in frames]
         small = [f if s == 1.0 else cv2.resize(f, (round(f.shape[1] * s), round(f.shape[0] * s)), interpolation=cv2.INTER_AREA) for f, s in zip(frames, scales)]
         found = self.detector.detect(small)
-        return [[_scaled(d, 1.0 / s) for d in dets] if s != 1.0 else dets for dets, s in zip(found, scales)]
-
-
-def _scaled(d: Detection, k: float) -> Detection:
-    return Detection(d.x0 * k, d.y0 * k, d.x1 * k, d.y1 * k, d.score, d.keypoints * k)
+        return [[d.mapped(1.0 / s) for d in dets] if s != 1.0 else dets for dets, s in zip(found, scales)]
 
 
 def _resample(polyline: np.ndarray, count: int) -> np.ndarray:

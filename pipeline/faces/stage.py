@@ -99,7 +99,7 @@ class FaceTracker:
         if x1 - x0 < 16 or y1 - y0 < 16:
             return []
         (found,) = self.detector.detect([frame.rgb_region((x0, y0, x1, y1))])
-        return [Detection(d.x0 + x0, d.y0 + y0, d.x1 + x0, d.y1 + y0, d.score, d.keypoints + (x0, y0)) for d in found]
+        return [d.mapped(offset=(x0, y0)) for d in found]
 
     def _full_frame(self, frame: Frame, ahead: Sequence[Frame]) -> list[Detection]:
         """Faces in the whole picture, detected together with the next frames when the detector batches."""

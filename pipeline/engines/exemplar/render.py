@@ -19,7 +19,7 @@ import numpy as np
 from lipstream.stream.frames import Frame
 
 from ..shared.blend import blend_region
-from ..shared.mouth_warp import LI, LO, UI, UO
+from ..shared.mouth_warp import LI, LO, UI, UO, smoothstep
 from ..shared.rearticulate import Rendered
 from .bank import ABOVE, BELOW, COLUMNS, HALF_U, HEIGHT, WIDTH, Exemplar
 
@@ -29,11 +29,6 @@ _POSITIONS = np.linspace(-1.0, 1.0, COLUMNS)
 MARGIN = 0.02  # eye distances of skin kept around the lips in the pasted region
 FEATHER = 0.025  # eye distances over which the paste fades in
 RING = 0.07  # eye distances of skin around the lips whose colour the exemplar is matched to
-
-
-def _smooth(x: np.ndarray) -> np.ndarray:
-    x = np.clip(x, 0.0, 1.0)
-    return x * x * (3.0 - 2.0 * x)
 
 
 def _target_rows(rendered: Rendered, u: np.ndarray) -> list[np.ndarray]:
@@ -87,7 +82,7 @@ def exemplar_maps(rendered: Rendered, exemplar: Exemplar, box: tuple[int, int, i
     margin, feather = MARGIN * d, max(FEATHER * d, 1.0)
     vertical = np.minimum(v - (t[0] - margin), (t[3] + margin) - v) / feather
     sideways = (1.0 + 2 * MARGIN - np.abs(across)) / 0.15
-    mask = (_smooth(vertical) * _smooth(sideways)).astype(np.float32)
+    mask = (smoothstep(vertical) * smoothstep(sideways)).astype(np.float32)
     reach = RING * d
     ring = (np.minimum(v - (t[0] - reach), (t[3] + reach) - v) > 0) & (np.abs(across) < 1.35) & (mask < 0.02)
     return map_x, map_y, mask, ring

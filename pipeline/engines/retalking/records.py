@@ -9,7 +9,7 @@ compose stage returns a plain `Window` again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Mapping
 
 import numpy as np
@@ -51,14 +51,14 @@ def retalking_window(window: Window) -> RetalkingWindow:
     """`window` as a RetalkingWindow (itself when it already is one)."""
     if isinstance(window, RetalkingWindow):
         return window
-    return RetalkingWindow(**{f.name: getattr(window, f.name) for f in fields(Window)})
+    return window.as_kind(RetalkingWindow)
 
 
 def plain_window(window: Window) -> Window:
     """The window without its retalking payload (frees the images before the sink)."""
     if not isinstance(window, RetalkingWindow):
         return window
-    return Window(**{f.name: getattr(window, f.name) for f in fields(Window)})
+    return window.as_kind(Window)
 
 
 __all__ = ["Generated", "Reference", "RetalkingWindow", "plain_window", "retalking_window"]

@@ -123,7 +123,7 @@ def _contour(uv: np.ndarray, at: np.ndarray) -> np.ndarray:
     return np.interp(at, u + np.arange(len(u)) * 1e-6, uv[:, 1])
 
 
-def _smoothstep(x: np.ndarray) -> np.ndarray:
+def smoothstep(x: np.ndarray) -> np.ndarray:
     x = np.clip(x, 0.0, 1.0)
     return x * x * (3 - 2 * x)
 
@@ -155,7 +155,7 @@ def rest_shape(landmarks: np.ndarray, config: WarpConfig = WarpConfig()) -> Mout
     knots[:, TOP] = np.minimum(top_line, knots[:, UO] - 0.02 * d)
     knots = np.maximum.accumulate(knots, axis=1)
     edge = np.minimum(columns - left, right - columns) / max(0.35 * (right - left), 1e-6)
-    side = _smoothstep(edge)
+    side = smoothstep(edge)
     return MouthShape(frame, columns, knots, inner, outer, side)
 
 

@@ -19,7 +19,7 @@ kernels cost on a 20 s clip.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Mapping
 
 import cv2
@@ -138,7 +138,7 @@ class WarpLips:
         out = window.with_frames(frames)
         if not self.record:
             return out
-        return MouthWindow(**{f.name: getattr(out, f.name) for f in fields(Window)}, rendered=rendered)
+        return out.as_kind(MouthWindow, rendered=rendered)
 
     def render(self, frame: Frame, pose: Articulation) -> tuple[Frame, Rendered | None]:
         """The frame with its mouth re-articulated to `pose` (unchanged if the face is unusable)."""
