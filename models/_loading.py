@@ -35,6 +35,7 @@ __all__ = [
     "VerifyResult",
     "clear_cache",
     "file_sha256",
+    "inference_dtype",
     "load_data",
     "load_model",
     "locate",
@@ -210,6 +211,12 @@ def load_model(
                 raise InputError(f"cannot use device {target} ({exc}); choose another --device, e.g. cpu") from None
             _CACHE[key] = model
     return model
+
+
+def inference_dtype(name: str | Checkpoint, device: str | torch.device) -> torch.dtype:
+    """float16 on CUDA for the networks measured to keep their output in half precision
+    (`Checkpoint.half`), float32 everywhere else (CPU float16 is emulated and slow)."""
+    return torch.float16 if _entry(name).half and torch.device(device).type == "cuda" else torch.float32
 
 
 def clear_cache() -> None:

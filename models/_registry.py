@@ -88,6 +88,7 @@ class Checkpoint:
     remap: str = "remap"
     num_params: int | None = None
     wrapper: str | None = None  # where the weights sit in the file, for people reading `weights list`
+    half: bool = False  # runs in float16 on CUDA: its output stays within one 8-bit level (tools/bench_half.py)
 
 
 # ------------------------------------------------------------------ sources

@@ -9,7 +9,9 @@ measured with the independent instruments of `lipstream.pipeline.metrics`:
     (r at the best lead) and the silence/speech opening ratio;
   * realism proxies against the INPUT's own frames: mouth sharpness, the
     share of teeth-like pixels inside open mouths, inner-mouth luminance mean
-    and spread, frame-to-frame flicker of the mouth;
+    and spread, frame-to-frame flicker of the mouth; and, since the new audio
+    opens the mouth otherwise than the input did, the input's teeth share and
+    inner mean re-weighted to each output's openings (same bins);
   * seams: gradient along the edited region's border over the face interior;
   * a contact sheet of mouth crops, input | warp | exemplar, 8 frames
     (`<out>/exemplar_<demo>.png`).
@@ -56,12 +58,29 @@ def decoded(path: Path, limit: int | None = None):  # type: ignore[no-untyped-de
 
 
 def measure(path: Path, limit: int):  # type: ignore[no-untyped-def]
-    """(mouth openings per frame, the clip's realism summary), in one streaming pass."""
+    """(mouth openings per frame, the clip's realism summary, the open frames' (opening, teeth, inner mean)),
+    in one streaming pass."""
     from lipstream.pipeline.metrics.mouth_realism import mouth_frames, summarise
 
     rows = list(mouth_frames(decoded(path, limit)))
     openings = np.array([np.nan if m is None else m.opening for m in rows])
-    return openings, summarise(rows)
+    opened = np.array([(m.opening, m.teeth, m.inner_mean) for m in rows if m is not None and not np.isnan(m.teeth)]).reshape(-1, 3)
+    return openings, summarise(rows), opened
+
+
+BINS = (0.15, 0.25, 0.35, 0.5, 10.0)  # openings (gap over width) of the open frames
+
+
+def matched(reference: np.ndarray, output: np.ndarray) -> tuple[float, float]:
+    """(teeth share, inner mean) of the reference's open frames re-weighted to the output's openings:
+    what the input shows at the openings the new audio asks for (bins the reference lacks are skipped)."""
+    teeth = mean = weight = 0.0
+    for lo, hi in zip(BINS, BINS[1:]):
+        ref = reference[(reference[:, 0] >= lo) & (reference[:, 0] < hi)]
+        share = float(((output[:, 0] >= lo) & (output[:, 0] < hi)).mean()) if len(output) else 0.0
+        if len(ref) and share:
+            teeth, mean, weight = teeth + share * ref[:, 1].mean(), mean + share * ref[:, 2].mean(), weight + share
+    return (teeth / weight, mean / weight) if weight else (float("nan"), float("nan"))
 
 
 def contact_sheet(paths: list[Path], limit: int, out: Path, count: int = 8) -> None:
@@ -106,9 +125,14 @@ def main() -> None:
               f"({ex[0] / timing['passthrough'][0]:.2f}x passthrough); coverage {ex[2].get('exemplar_coverage')}, "
               f"{ex[2].get('exemplars')} exemplars")
         print(f"{'':<10}{'sync r':>8}{'lead ms':>8}{'silence':>8}{'sharp':>8}{'teeth':>8}{'in mean':>8}{'in std':>8}{'flicker':>8}{'open':>6}")
-        base = None
+        base = reference = None
         for name, path in (("input", video), ("warp", outputs["warp"]), ("exemplar", outputs["exemplar"])):
-            openings, real = measure(path, limit)
+            openings, real, opened = measure(path, limit)
+            if reference is None:
+                reference = opened
+            else:
+                teeth, mean = matched(reference, opened)
+                print(f"{'':<10}(the input at {name}'s openings: teeth {teeth:.3f}, inner mean {mean:.1f})")
             times = np.arange(len(openings)) / 25.0
             score = lipsync_score(openings, times, samples, 16000)
             quiet = silence_ratio(openings, times, samples, 16000)

@@ -8,11 +8,16 @@ in the same units and a shape descriptor (inner opening, width, lip
 thicknesses). The bank keeps at most `per_slot` exemplars in each cell of a
 grid over opening and width, the best by quality (sharp, frontal, well
 exposed), and never two from neighbouring frames in one cell, so at most
-`slots x per_slot` exemplars (256 x 48 KB about 12 MB).
+`slots x per_slot` exemplars (256 x 48 KB about 12 MB). It also keeps, per
+opening, what this speaker's mouths typically show between the lips (teeth
+share, luminance) over every mouth offered, so selection can prefer the
+speaker's usual look to a rare one (a clenched smile where speech opens the
+jaw).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import cv2
@@ -31,6 +36,7 @@ HEIGHT = round(WIDTH * (ABOVE + BELOW) / (2 * HALF_U))
 COLUMNS = 33  # lip contours sampled at these positions across the outer mouth corners (-1 .. 1)
 THUMB = (20, 13)  # small copy used to judge how alike two exemplars look
 _EYES, _NOSE = (33, 263), 1
+_LEAST_INSIDE = 40  # patch pixels between the inner lips needed to judge what a mouth shows
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,7 @@ class BankConfig:
     per_slot: int = 2
     min_gap: int = 12  # frames between two exemplars of one slot
     min_width_px: float = 24.0  # mouths narrower than this in the frame are too small to learn from
+    least_seen: int = 4  # mouths around an opening needed before the speaker's typical look there is known
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,6 +60,8 @@ class Exemplar:
     quality: float
     frame: int  # index of the frame it came from
     thumb: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((1,), np.float32))
+    teeth: float = math.nan  # share of teeth-like pixels between the inner lips (NaN when too closed to tell)
+    luma: float = math.nan  # mean luminance between the inner lips (0..255, NaN likewise)
 
     @property
     def opening(self) -> float:
@@ -99,24 +108,38 @@ def cut_exemplar(rgb: np.ndarray, origin: tuple[int, int], landmarks: np.ndarray
     to_frame = _canonical_to_frame(frame)
     to_frame[:, 2] -= origin
     patch = cv2.warpAffine(rgb, to_frame, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
-    return Exemplar(patch, knots, centre, half, descriptor(knots, half), _quality(patch, knots, centre, half, xy, frame), index, _thumb(patch))
+    teeth, luma = _inside(patch, knots, centre, half)
+    quality = _quality(patch, knots, centre, half, xy, frame)
+    return Exemplar(patch, knots, centre, half, descriptor(knots, half), quality, index, _thumb(patch), teeth, luma)
+
+
+def _inside(patch: np.ndarray, knots: np.ndarray, centre: float, half: float) -> tuple[float, float]:
+    """(teeth share, mean luminance) between the inner lips; NaN when fewer than `_LEAST_INSIDE` pixels show."""
+    inner = _lip_rows(knots, centre, half, 1, 2)
+    if inner.sum() < _LEAST_INSIDE:
+        return math.nan, math.nan
+    grey = cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY)
+    return float(teeth_like(patch)[inner].mean()), float(grey[inner].mean())
 
 
 def _thumb(patch: np.ndarray) -> np.ndarray:
     return cv2.resize(patch, THUMB, interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
 
 
-def _lip_bands(knots: np.ndarray, centre: float, half: float) -> np.ndarray:
-    """(HEIGHT, WIDTH) bool: the patch pixels between the outer and inner contour of either lip."""
+def _lip_rows(knots: np.ndarray, centre: float, half: float, first: int, last: int) -> np.ndarray:
+    """(HEIGHT, WIDTH) bool: the patch pixels between lip contour `first` and `last` (knot columns)."""
     u = -HALF_U + (np.arange(WIDTH) + 0.5) * (2 * HALF_U / WIDTH)
     v = -ABOVE + (np.arange(HEIGHT) + 0.5) * ((ABOVE + BELOW) / HEIGHT)
     across = (u - centre) / half
-    inside = np.abs(across) <= 1.0
-    rows = [np.interp(np.clip(across, -1, 1), np.linspace(-1, 1, COLUMNS), knots[:, k]) for k in range(4)]
+    positions = np.linspace(-1, 1, COLUMNS)
+    top, bottom = (np.interp(np.clip(across, -1, 1), positions, knots[:, k]) for k in (first, last))
     vv = v[:, None]
-    upper = (vv >= rows[0][None, :]) & (vv <= rows[1][None, :])
-    lower = (vv >= rows[2][None, :]) & (vv <= rows[3][None, :])
-    return (upper | lower) & inside[None, :]
+    return (vv >= top[None, :]) & (vv <= bottom[None, :]) & (np.abs(across) <= 1.0)[None, :]
+
+
+def _lip_bands(knots: np.ndarray, centre: float, half: float) -> np.ndarray:
+    """(HEIGHT, WIDTH) bool: the patch pixels between the outer and inner contour of either lip."""
+    return _lip_rows(knots, centre, half, 0, 1) | _lip_rows(knots, centre, half, 2, 3)
 
 
 def teeth_like(rgb: np.ndarray) -> np.ndarray:
@@ -136,9 +159,10 @@ def _quality(patch: np.ndarray, knots: np.ndarray, centre: float, half: float, x
     bands = _lip_bands(knots, centre, half)
     if not bands.any():
         return 0.0
-    rows, cols = np.nonzero(bands)
-    lips = grey[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
-    sharp = float(cv2.Laplacian(lips, cv2.CV_32F).var())
+    # on the lips alone (eroded off their edges): teeth edges would make mouths showing teeth look sharpest
+    inner = cv2.erode(bands.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    on_lips = inner if inner.sum() >= 20 else bands
+    sharp = float(cv2.Laplacian(grey, cv2.CV_32F)[on_lips].var())
     sharpness = sharp / (sharp + 60.0)
     eye_l, eye_r, nose = (frame.to_local(xy[i]) / frame.scale for i in (*_EYES, _NOSE))
     yaw = abs((nose[0] - eye_l[0]) - (eye_r[0] - nose[0]))  # 0 when the nose sits between the eyes
@@ -155,6 +179,16 @@ class MouthBank:
     def __init__(self, config: BankConfig = BankConfig()) -> None:
         self.config = config
         self._slots: dict[tuple[int, int], list[Exemplar]] = {}
+        self._seen: dict[int, np.ndarray] = {}  # opening slot -> (mouths seen, sum of teeth shares, sum of lumas)
+
+    def typical(self, opening: float) -> tuple[float, float] | None:
+        """(teeth share, luminance) between the lips of this speaker's mouths near `opening`, over every
+        mouth offered (kept or not); None until at least `least_seen` were seen around it."""
+        centre = int(round(min(opening, self.config.max_opening) / self.config.opening_step))
+        total = sum((self._seen.get(k, np.zeros(3)) for k in (centre - 1, centre, centre + 1)), np.zeros(3))
+        if total[0] < self.config.least_seen:
+            return None
+        return float(total[1] / total[0]), float(total[2] / total[0])
 
     @property
     def max_size(self) -> int:
@@ -168,6 +202,9 @@ class MouthBank:
 
     def add(self, exemplar: Exemplar) -> bool:
         """Keep `exemplar` if its slot has room or it beats the slot's worst; True when kept."""
+        if math.isfinite(exemplar.teeth):
+            seen = self._seen.setdefault(self.slot(exemplar.descriptor)[0], np.zeros(3))
+            seen += (1.0, exemplar.teeth, exemplar.luma)
         if exemplar.quality <= 0.0:
             return False
         kept = self._slots.setdefault(self.slot(exemplar.descriptor), [])

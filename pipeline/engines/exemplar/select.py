@@ -4,15 +4,18 @@ Per frame the `candidates` exemplars nearest the target descriptor are
 kept, those within `cover` of it; a Viterbi pass over each run of frames
 that have candidates picks the sequence minimising shape distance plus the
 cost of changing exemplar (a fixed part and a part for how different the
-two look), so consecutive frames do not jump between unrelated mouths. A
+two look), so consecutive frames do not jump between unrelated mouths.
+Where the bank knows what this speaker's mouth typically shows between the
+lips at the target's opening, exemplars that look otherwise cost more. A
 frame without any candidate near enough shows no exemplar (the caller falls
 back to the re-articulated mouth).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -33,12 +36,25 @@ class SelectConfig:
     look: float = 0.03  # ... plus this much per unit of mean difference of their thumbnails
     blur: float = 0.01  # cost of a low-quality exemplar (times 1 - quality)
     least_opening: float = 0.02  # targets more closed than this keep the re-articulated lips (no exemplar needed)
+    teeth: float = 0.1  # cost per unit of teeth share away from what this speaker's mouth typically shows there
+    luma: float = 0.1  # cost per unit (of 255 levels) of inner luminance away from it
 
 
 def shape_distance(target: np.ndarray, exemplars: Sequence[Exemplar], config: SelectConfig = SelectConfig()) -> np.ndarray:
     """Weighted sum of the absolute descriptor differences (eye distances) to each exemplar."""
     table = np.stack([e.descriptor for e in exemplars])
     return np.abs(table - target[None, :]) @ np.asarray(config.weights)
+
+
+def _unusual(exemplars: Sequence[Exemplar], usual: tuple[float, float], config: SelectConfig) -> np.ndarray:
+    """How far each exemplar's inside of the mouth is from the usual look (0 where it can't tell)."""
+    teeth, luma = usual
+    return np.array(
+        [
+            0.0 if math.isnan(e.teeth) else config.teeth * abs(e.teeth - teeth) + config.luma * abs(e.luma - luma) / 255.0
+            for e in exemplars
+        ]
+    )
 
 
 def _change(a: Exemplar, b: Exemplar, config: SelectConfig) -> float:
@@ -52,8 +68,10 @@ def choose(
     exemplars: Sequence[Exemplar],
     previous: Exemplar | None = None,
     config: SelectConfig = SelectConfig(),
+    typical: Callable[[float], tuple[float, float] | None] | None = None,
 ) -> list[Exemplar | None]:
-    """An exemplar (or None) per target; `previous` is what the frame before the first one showed."""
+    """An exemplar (or None) per target; `previous` is what the frame before the first one showed;
+    `typical(opening)` is the speaker's usual (teeth share, inner luminance) there, when known."""
     out: list[Exemplar | None] = [None] * len(targets)
     options: list[list[tuple[Exemplar, float]]] = []
     for target in targets:
@@ -61,10 +79,13 @@ def choose(
             options.append([])
             continue
         distance = shape_distance(target, exemplars, config) + config.blur * (1.0 - np.array([e.quality for e in exemplars]))
-        nearest = np.argsort(distance, kind="stable")[: config.candidates]
         reach = config.cover + config.relative * float(target[0])
         wide = config.least_share * float(target[0])
-        options.append([(exemplars[i], float(distance[i])) for i in nearest if distance[i] <= reach and exemplars[i].opening >= wide])
+        fits = (distance <= reach) & (np.array([e.opening for e in exemplars]) >= wide)
+        usual = None if typical is None else typical(float(target[0]))
+        cost = distance if usual is None else distance + _unusual(exemplars, usual, config)  # ranks, never excludes
+        nearest = np.argsort(np.where(fits, cost, np.inf), kind="stable")[: config.candidates]
+        options.append([(exemplars[i], float(cost[i])) for i in nearest if fits[i]])
     start = 0
     while start < len(targets):
         if not options[start]:

@@ -106,7 +106,7 @@ class ExemplarMouths:
         targets = [None if r is None else target_descriptor(r) for r in records]
         first = frames[window.own_start].index if owned else 0
         previous = self._previous[1] if self._previous is not None and self._previous[0] == first - 1 else None
-        choices = choose(targets, self.bank.exemplars(), previous, self.config.select)
+        choices = choose(targets, self.bank.exemplars(), previous, self.config.select, self.bank.typical)
         for k, record, target, exemplar in zip(owned, records, targets, choices):
             if record is None or target is None or target[0] < self.config.select.least_opening:
                 continue  # a closed mouth: the re-articulated lips are the speaker's own

@@ -23,7 +23,7 @@ def options(config: SyncConfig) -> tuple[SyncConfig, tuple[Requirement, ...]]:
         return plain_options(config)
     if config.enhance == "auto":
         config = replace(config, enhance="gfpgan")
-    return config, (("gpen512",), ("parsenet",))
+    return config, (("gpen512",),)
 
 
 ENGINE = Engine(

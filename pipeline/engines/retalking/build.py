@@ -22,7 +22,7 @@ the original's models cost ~24 s on the same machine)
     nose landmarks), L-Net alone at 96 (no E-Net upsampler): ~0.7 s, a
     softer mouth on large faces.
     ``best``: VideoReTalking's recipe on top of ``balanced``: the D-Net
-    references restored by GPEN-BFR-512 under a ParseNet face mask
+    references restored by GPEN-BFR-512 inside the landmarks' face outline
     (`refine.py`), and the drawn mouth restored by GFPGAN (the shared
     enhance stage, `--enhance auto`). Several times the cost of ``balanced``.
 """
@@ -80,7 +80,7 @@ def retalking_stages(config: SyncConfig, found: Found, engine: RetalkingConfig |
     face3d, dnet, enet = (load_model(n, weights_dirs=found.weights, device=config.device) for n in ("face3d_recon", "dnet", "enet"))
     refine = None
     if engine.quality == "best":
-        refine = tuple(load_model(n, weights_dirs=found.weights, device=config.device) for n in ("gpen512", "parsenet"))
+        refine = load_model("gpen512", weights_dirs=found.weights, device=config.device)
     models = model_stages(face3d, dnet, enet, template5, expression, engine, config.device, refine)  # type: ignore[arg-type]
     return [face_stage(config), *models]
 
@@ -93,11 +93,11 @@ def model_stages(
     expression: np.ndarray,
     engine: RetalkingConfig = RetalkingConfig(),
     device: str = "cpu",
-    refine: tuple[nn.Module, nn.Module] | None = None,
+    refine: nn.Module | None = None,
 ) -> list[Stage]:
     """Stabilise, (refine,) generate and compose around built networks and the BFM data (tests pass filled ones).
 
-    `refine` is (GPEN-BFR-512, ParseNet) for `best` quality: the references are restored before E-Net.
+    `refine` is GPEN-BFR-512 for `best` quality: the references are restored before E-Net.
     """
     from .compose import ComposeStage
     from .generate import GenerateStage
@@ -105,7 +105,7 @@ def model_stages(
     from .stabilise import StabiliseStage
 
     image_batch = engine.image_batch_for(device)
-    refined: list[Stage] = [] if refine is None else [RefineReferences(*refine, device=device)]
+    refined: list[Stage] = [] if refine is None else [RefineReferences(refine, device=device)]
     return [
         StabiliseStage(
             face3d,

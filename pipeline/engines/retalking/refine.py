@@ -5,8 +5,10 @@ under ParseNet's face mask (its step 5): E-Net then copies teeth and lip
 texture from a sharp reference instead of D-Net's soft one. Here the same
 runs on each distinct reference image of the window (in `fast` quality
 several frames share one), aligned to GPEN's template by the five points of
-the frame's landmarks carried into the image, and blended back with the
-feathered mask.
+the frame's landmarks carried into the image, and blended back inside the
+face outline of those landmarks (`FACE_OVAL`, feathered): the face ParseNet
+would find, without a network pass. ParseNet then runs once per frame, in
+the enhance stage, where the original runs it three times.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from torch import nn
 
 from lipstream.stream.frames import Window
 
-from ..shared.enhance import SIZE, TEMPLATE_512, parse_masks, restore, similarity
-from ..shared.face_region import mesh_five_points
+from ..shared.enhance import SIZE, TEMPLATE_512, restore, similarity
+from ..shared.face_region import FACE_OVAL, mesh_five_points, outline_mask
 from .geometry import apply
 from .records import Reference, retalking_window
 
@@ -28,17 +30,17 @@ __all__ = ["RefineReferences"]
 
 
 class RefineReferences:
-    """Stage: GPEN on the window's D-Net references (networks in eval mode on `device`)."""
+    """Stage: GPEN on the window's D-Net references (the network in eval mode on `device`)."""
 
     name = "refine"
 
-    def __init__(self, gpen: nn.Module, parser: nn.Module, *, device: str = "cpu", batch_size: int = 1, mask_blur: float = 11.0) -> None:
-        if gpen.training or parser.training:
-            raise ValueError("pass GPEN and ParseNet in eval mode")
-        self.gpen, self.parser = gpen, parser
+    def __init__(self, gpen: nn.Module, *, device: str = "cpu", batch_size: int = 1, feather: float = 0.03) -> None:
+        if gpen.training:
+            raise ValueError("pass GPEN in eval mode")
+        self.gpen = gpen
         self.device: str | None = device
         self.batch_size = batch_size
-        self.mask_blur = mask_blur
+        self.feather = feather  # mask softness, in reference heights
 
     def __call__(self, window: Window) -> Window:
         win = retalking_window(window)
@@ -49,20 +51,21 @@ class RefineReferences:
                 firsts[id(ref.image)] = (ref, frame.face.landmarks)
         if not firsts:
             return win
-        matrices, aligned = [], []
+        matrices, aligned, masks = [], [], []
         for ref, landmarks in firsts.values():
-            matrix = similarity(apply(ref.matrix, mesh_five_points(landmarks)), TEMPLATE_512)
+            carried = apply(ref.matrix, np.asarray(landmarks, np.float64)[:, :2])
+            matrix = similarity(mesh_five_points(carried), TEMPLATE_512)
             matrices.append(matrix)
             aligned.append(cv2.warpAffine(ref.image, matrix, (SIZE, SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT))
+            height, width = ref.image.shape[:2]
+            masks.append(outline_mask(carried, (0, 0, width, height), self.feather, FACE_OVAL))
         restored = np.clip(np.rint(restore(self.gpen, np.stack(aligned), "gpen", self.batch_size)), 0, 255).astype(np.uint8)
-        masks = parse_masks(self.parser, restored, self.batch_size)
         refined: dict[int, np.ndarray] = {}
         for key, matrix, face, mask in zip(firsts, matrices, restored, masks):
             image = firsts[key][0].image
             height, width = image.shape[:2]
             back = cv2.invertAffineTransform(matrix)
-            soft = cv2.GaussianBlur(mask, (0, 0), self.mask_blur)
-            alpha = cv2.warpAffine(soft, back, (width, height), flags=cv2.INTER_LINEAR, borderValue=0)[..., None]
+            alpha = mask[..., None]
             face_back = cv2.warpAffine(face, back, (width, height), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
             refined[key] = np.clip(np.rint(alpha * face_back + (1 - alpha) * image), 0, 255).astype(np.uint8)
         references = {i: Reference(refined.get(id(r.image), r.image), r.matrix) for i, r in win.references.items()}

@@ -8,16 +8,18 @@ sharp lips and teeth. Per owned frame that an engine edited:
    landmarks the face stage computed, averaged over the neighbouring frames,
    and a similarity maps them onto the networks' template; only the face
    region inside the tracked crop is warped to 512.
-2. The network runs on the window's faces in batches on the device.
+2. The network runs on the window's faces in batches on the device (in
+   float16 on CUDA for the networks `models` marks `half`).
 3. A per-frame run of restoration flickers on still footage (the networks
    see each frame afresh). The restoration is kept as a residual over the
    aligned input and carried from frame to frame pixel by pixel: where the
    aligned input changed (the mouth moved) the new residual is taken, where
    it stood still the old one is kept (a small share of the new one still
    comes in), so still parts stay still and motion is followed.
-4. ParseNet, run once per frame on the restored face, gives the face's own
-   pixels (skin, eyes, brows, nose, lips, mouth; not hair, ears or
-   background), intersected with the lower-face mask from the landmarks and
+4. ParseNet, run once per frame on the restored face (the only ParseNet pass
+   of any engine: composition and `best`'s references use landmark masks),
+   gives the face's own pixels (skin, eyes, brows, nose, lips, mouth; not
+   hair, ears or background), intersected with the lower-face mask from the landmarks and
    the face's fade weight. The restored face goes back through the inverse
    warp and the Laplacian blend into that region only; everything outside it
    reaches the encoder unchanged.
@@ -37,7 +39,7 @@ from torch import nn
 from lipstream.stream.frames import Frame, Window
 
 from lipstream.config import SyncConfig
-from lipstream.models._loading import load_model
+from lipstream.models._loading import inference_dtype, load_model
 
 from ..base import Found
 from .blend import blend_region
@@ -230,7 +232,9 @@ def enhance_stage(config: SyncConfig, found: Found) -> EnhanceStage:
     """The enhance stage `config.enhance` names, with the checkpoints `found` holds."""
     kind: Enhancer = config.enhance  # type: ignore[assignment]
     restorer, parser = (found.name_for(requirement) for requirement in ENHANCERS[kind])
-    network = load_model(restorer, weights_dirs=found.weights, device=config.device)
-    parse = load_model(parser, weights_dirs=found.weights, device=config.device)
+    network, parse = (
+        load_model(name, weights_dirs=found.weights, device=config.device, dtype=inference_dtype(name, config.device))
+        for name in (restorer, parser)
+    )
     batch = 1 if config.device.split(":")[0] == "cpu" else 4
     return EnhanceStage(network, parse, kind, device=config.device, config=EnhanceConfig(batch_size=batch))

@@ -14,7 +14,7 @@ import numpy as np
 
 from lipstream.stream.frames import Face, Frame
 
-__all__ = ["LOWER_FACE", "Box", "editable", "face_box", "lower_face_mask", "mesh_five_points", "trusted"]
+__all__ = ["FACE_OVAL", "LOWER_FACE", "Box", "editable", "face_box", "lower_face_mask", "mesh_five_points", "outline_mask", "trusted"]
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in frame pixels, end exclusive
 
@@ -31,6 +31,12 @@ _MIN_SIDE = 8  # boxes narrower than this (px) carry no usable mouth
 LOWER_FACE = (
     93, 132, 58, 172, 136, 150, 149, 176, 148, 152, 377, 400, 378, 379, 365, 397, 288, 361, 323,
     425, 327, 2, 98, 205,
+)
+
+# FaceMesh's face outline, forehead to chin (what ParseNet calls the face, without hair or ears).
+FACE_OVAL = (
+    10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152,
+    148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109,
 )
 
 
@@ -97,10 +103,16 @@ def face_box(
 
 def lower_face_mask(landmarks: np.ndarray, box: Box, feather: float) -> np.ndarray:
     """Float32 (h, w) weights 0..1 over `box`: the jaw region, feathered, zero on the box border."""
+    return outline_mask(landmarks, box, feather, LOWER_FACE)
+
+
+def outline_mask(landmarks: np.ndarray, box: Box, feather: float, outline: Sequence[int]) -> np.ndarray:
+    """Float32 (h, w) weights 0..1 over `box`: inside the polygon of the `outline` points, feathered
+    by `feather` box heights, zero on the box border."""
     x0, y0, x1, y1 = box
     h, w = y1 - y0, x1 - x0
     scale = 4  # sub-pixel polygon edges (fillPoly fixed-point shift)
-    polygon = np.round((landmarks[list(LOWER_FACE), :2] - (x0, y0)) * (1 << scale)).astype(np.int32)
+    polygon = np.round((np.asarray(landmarks)[list(outline), :2] - (x0, y0)) * (1 << scale)).astype(np.int32)
     canvas = np.zeros((h, w), np.uint8)
     cv2.fillPoly(canvas, [polygon], 255, lineType=cv2.LINE_AA, shift=scale)
     mask = canvas.astype(np.float32) / 255.0

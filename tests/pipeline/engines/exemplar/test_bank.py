@@ -75,6 +75,9 @@ def test_exemplars_of_known_shapes_are_ordered_and_cover_them(shapes):
         openings.append(exemplar.opening)
         bank.add(exemplar)
     assert openings == sorted(openings) and openings[-1] - openings[0] > 0.1, openings
+    widest = max(bank.exemplars(), key=lambda e: e.opening)
+    assert widest.teeth < 0.05 and widest.luma < 100, "the warp engine paints a dark cavity without teeth"
+    assert all(np.isfinite(e.luma) == np.isfinite(e.teeth) for e in bank.exemplars())
     assert len(bank) == 5, "five different openings, five slots"
     targets = [target_descriptor(record) for _, _, record in shapes]
     chosen = choose(targets, bank.exemplars())
@@ -87,3 +90,17 @@ def test_learning_from_a_frame_cuts_only_its_mouth(shapes):
     assert learn_frame(bank, frame, frame.face.landmarks, frame.index)
     (exemplar,) = bank.exemplars()
     assert exemplar.frame == frame.index and 0.3 < exemplar.descriptor[1] < 0.8
+
+
+def test_the_bank_learns_the_usual_look_from_every_mouth_offered():
+    bank = MouthBank(BankConfig(least_seen=4))
+    assert bank.typical(0.1) is None
+    looks = [(0.1, 100.0), (0.2, 120.0), (0.3, 80.0), (0.2, 100.0)]
+    for k, (teeth, luma) in enumerate(looks):
+        e = fake(0.1, 0.55, 0.0 if k % 2 else 0.9, 30 * k)  # low-quality mouths are not kept, but still seen
+        bank.add(Exemplar(e.patch, e.knots, e.centre, e.half_width, e.descriptor, e.quality, e.frame, e.thumb, teeth, luma))
+    teeth, luma = bank.typical(0.1)
+    assert teeth == pytest.approx(0.2) and luma == pytest.approx(100.0)
+    assert bank.typical(0.1 + 1.5 * bank.config.opening_step) is not None  # neighbouring openings share
+    assert bank.typical(0.2) is None
+    assert len(bank) == 2

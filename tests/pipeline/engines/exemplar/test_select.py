@@ -61,3 +61,17 @@ def test_costs_are_what_make_it_steady():
     openings = 0.1 + rng.normal(0, 0.004, 60)
     free = SelectConfig(switch=0.0, look=0.0, blur=0.0)
     assert switches(choose([target(o) for o in openings], ladder(), config=free)) > 3 * switches(choose([target(o) for o in openings], ladder()))
+
+
+def test_the_speakers_usual_look_wins_among_equal_shapes_but_never_removes_cover():
+    """Two exemplars of one shape, a clenched smile (all teeth) and an open jaw (dark): the usual one is
+    chosen; an unusual exemplar alone still covers the frame."""
+    smile, jaw = ladder(2, step=0.0)
+    smile = Exemplar(smile.patch, smile.knots, 0.0, 0.275, smile.descriptor, 0.9, 0, smile.thumb, teeth=0.8, luma=170.0)
+    jaw = Exemplar(jaw.patch, jaw.knots, 0.0, 0.275, jaw.descriptor, 0.7, 40, jaw.thumb, teeth=0.05, luma=60.0)
+    usual = lambda opening: (0.08, 70.0)  # noqa: E731
+    targets = [target(0.02)] * 5
+    assert choose(targets, [smile, jaw]) == [smile] * 5  # by shape and quality alone
+    assert choose(targets, [smile, jaw], typical=usual) == [jaw] * 5
+    assert choose(targets, [smile], typical=usual) == [smile] * 5
+    assert choose(targets, [smile, jaw], typical=lambda opening: None) == [smile] * 5  # nothing known yet

@@ -341,7 +341,7 @@ def test_factory_builds_the_stages_from_the_registry(networks, tmp_path, monkeyp
     for name in ("LNet.pth", "ENet.pth", "DNet.pt", "face3d_pretrain_epoch_20.pth"):
         (tmp_path / name).write_bytes(b"present")  # presence is all the factory checks before loading
     loaded = dict(zip(("face3d_recon", "dnet", "enet"), networks))
-    loaded["gpen512"], loaded["parsenet"] = nn.Conv2d(3, 3, 1).eval(), nn.Conv2d(3, 19, 1).eval()  # best: the references' restorers
+    loaded["gpen512"] = nn.Conv2d(3, 3, 1).eval()  # best: the references' restorer
     calls = []
 
     def load_model(name, *, weights_dirs=(), device="cpu", dtype=torch.float32):  # type: ignore[no-untyped-def]
@@ -358,4 +358,4 @@ def test_factory_builds_the_stages_from_the_registry(networks, tmp_path, monkeyp
     assert sorted(c[0] for c in calls) == ["dnet", "enet", "face3d_recon"] and all(c[1] == (tmp_path,) for c in calls)
     _, stabilise, refine, generate, _ = retalking_stages(config, found, RetalkingConfig("best"))
     assert stabilise.every == 1 and generate.full and refine.name == "refine"
-    assert refine.gpen is loaded["gpen512"] and refine.parser is loaded["parsenet"]
+    assert refine.gpen is loaded["gpen512"] and not hasattr(refine, "parser")

@@ -133,3 +133,34 @@ def test_frames_no_engine_edited_pass_as_they_are(warped):
     for window in plain:
         out = stage(window)
         assert all(a is b for a, b in zip(out.frames, window.frames))
+
+
+def _max_level_difference(a_frames, b_frames) -> int:
+    return max(int(np.abs(a.rgb().astype(int) - b.rgb().astype(int)).max()) for a, b in zip(a_frames, b_frames))
+
+
+def test_half_precision_networks_give_the_float32_frames(warped):
+    """The stage feeds a float16 network float16 and reads float32 back: same frames within one level."""
+    full = run(warped[:2], Identity())
+    stage = EnhanceStage(Identity().half().eval(), AllFace().half().eval(), "gpen")
+    half = owned([stage(w) for w in warped[:2]])
+    assert _max_level_difference(full, half) <= 1
+
+
+def test_float16_only_on_cuda_and_only_where_parity_was_measured():
+    from lipstream.models import checkpoints
+    from lipstream.models._loading import inference_dtype
+
+    entries = {name: c for name, c in checkpoints().items() if c.kind == "network"}
+    for name, entry in entries.items():
+        assert inference_dtype(name, "cpu") == torch.float32
+        assert inference_dtype(name, "cuda:1") == (torch.float16 if entry.half else torch.float32)
+    assert all(isinstance(entry.half, bool) for entry in entries.values())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none here)")
+def test_cuda_half_smoke(warped):
+    """On a GPU: the stage on float16 CUDA networks gives the CPU float32 frames within one level."""
+    full = run(warped[:2], Identity())
+    stage = EnhanceStage(Identity().half().cuda().eval(), AllFace().half().cuda().eval(), "gpen", device="cuda")
+    assert _max_level_difference(full, owned([stage(w) for w in warped[:2]])) <= 1

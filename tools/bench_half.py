@@ -1,0 +1,111 @@
+"""Half precision against the goldens: which networks may run in float16 on a GPU.
+
+For each network named (default: the enhance stage's three), the golden-filled
+model runs the golden's first input once in float32 and once in float16 on
+`--device` (CPU float16 works, slowly: it rounds every operation's result to
+half as CUDA does, accumulating convolutions in float32). Printed per network:
+max |fp16 - fp32|, the golden tolerance, and the difference in 8-bit output
+levels (images in [-1, 1]: one level is 2/255) or, for ParseNet, the share of
+pixels whose class changes. `models._registry` enables float16 on CUDA only for
+networks whose measured difference stays under one output level (the image
+after rounding to uint8 changes by at most one level) and no class flips;
+run this on a GPU to re-measure there.
+
+    python tools/bench_half.py [--device cuda:0] [gpen512 gfpgan_v1_clean parsenet]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "tests")]
+
+from golden_fill import fill, load_golden  # noqa: E402  (tests/ holds the goldens and their fill rule)
+
+
+def _image(seed: int) -> torch.Tensor:
+    return torch.rand((2, 3, 512, 512), generator=torch.Generator().manual_seed(seed))[:1] * 2 - 1
+
+
+def _gpen() -> tuple[torch.nn.Module, torch.Tensor, Callable]:
+    from lipstream.models.gpen import FullGenerator
+
+    return FullGenerator(), _image(41), lambda out: out
+
+
+def _gfpgan() -> tuple[torch.nn.Module, torch.Tensor, Callable]:
+    from lipstream.models.gfpgan import GFPGANv1Clean
+
+    return GFPGANv1Clean(), _image(61), lambda out: out
+
+
+def _parsenet() -> tuple[torch.nn.Module, torch.Tensor, Callable]:
+    from lipstream.models.parsenet import ParseNet
+
+    return ParseNet(), _image(51), lambda out: out[0]
+
+
+NETWORKS: dict[str, Callable[[], tuple[torch.nn.Module, torch.Tensor, Callable]]] = {
+    "gpen512": _gpen,
+    "gfpgan_v1_clean": _gfpgan,
+    "parsenet": _parsenet,
+}
+
+
+def measure(name: str, device: str) -> dict[str, object]:
+    manifest, _ = load_golden(name)
+    model, image, pick = NETWORKS[name]()
+    fill(model, manifest["fill"]["mode"], manifest["fill"]["gain"]).eval().to(device)
+    results: dict[str, torch.Tensor] = {}
+    seconds: dict[str, float] = {}
+    for dtype in (torch.float32, torch.float16):
+        model.to(dtype)
+        with torch.inference_mode():
+            start = time.perf_counter()
+            out = pick(model(image.to(device, dtype)))
+            seconds[str(dtype)] = time.perf_counter() - start
+        results[str(dtype)] = out.float().cpu()
+    full, half = results["torch.float32"], results["torch.float16"]
+    tol = manifest["tolerance"]
+    tolerance = tol if isinstance(tol, float) else next(iter(tol.values()))
+    row: dict[str, object] = {
+        "network": name,
+        "device": device,
+        "max_abs_diff": float((half - full).abs().max()),
+        "golden_tolerance": tolerance,
+        "finite": bool(torch.isfinite(half).all()),
+        "fp32_s": round(seconds["torch.float32"], 2),
+        "fp16_s": round(seconds["torch.float16"], 2),
+    }
+    if name == "parsenet":
+        row["class_flips"] = float((half.argmax(1) != full.argmax(1)).float().mean())
+    else:
+        levels = lambda x: torch.round((x.clamp(-1, 1) + 1) * 127.5)  # noqa: E731
+        row["max_level_diff"] = float((levels(half) - levels(full)).abs().max())
+        row["share_levels_changed"] = float((levels(half) != levels(full)).float().mean())
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("networks", nargs="*", help=f"any of {', '.join(NETWORKS)} (default: all)")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    unknown = sorted(set(args.networks) - set(NETWORKS))
+    if unknown:
+        parser.error(f"unknown network(s) {', '.join(unknown)}; choose from {', '.join(NETWORKS)}")
+    torch.manual_seed(0)
+    for name in args.networks or NETWORKS:
+        print(json.dumps(measure(name, args.device)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
