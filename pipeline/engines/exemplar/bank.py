@@ -18,6 +18,7 @@ jaw).
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 
 import cv2
@@ -48,6 +49,7 @@ class BankConfig:
     min_gap: int = 12  # frames between two exemplars of one slot
     min_width_px: float = 24.0  # mouths narrower than this in the frame are too small to learn from
     least_seen: int = 4  # mouths around an opening needed before the speaker's typical look there is known
+    looks_kept: int = 64  # latest looks remembered per opening slot
 
 
 @dataclass(frozen=True, eq=False)
@@ -179,16 +181,18 @@ class MouthBank:
     def __init__(self, config: BankConfig = BankConfig()) -> None:
         self.config = config
         self._slots: dict[tuple[int, int], list[Exemplar]] = {}
-        self._seen: dict[int, np.ndarray] = {}  # opening slot -> (mouths seen, sum of teeth shares, sum of lumas)
+        self._seen: dict[int, deque[tuple[float, float]]] = {}  # opening slot -> the latest mouths' (teeth, luma)
 
     def typical(self, opening: float) -> tuple[float, float] | None:
-        """(teeth share, luminance) between the lips of this speaker's mouths near `opening`, over every
-        mouth offered (kept or not); None until at least `least_seen` were seen around it."""
+        """(teeth share, luminance) between the lips of this speaker's mouths near `opening`: the medians
+        over the latest mouths offered (kept or not), the usual look rather than a mix of a clenched smile
+        and an open jaw; None until at least `least_seen` were seen around it."""
         centre = int(round(min(opening, self.config.max_opening) / self.config.opening_step))
-        total = sum((self._seen.get(k, np.zeros(3)) for k in (centre - 1, centre, centre + 1)), np.zeros(3))
-        if total[0] < self.config.least_seen:
+        seen = [look for k in (centre - 1, centre, centre + 1) for look in self._seen.get(k, ())]
+        if len(seen) < self.config.least_seen:
             return None
-        return float(total[1] / total[0]), float(total[2] / total[0])
+        teeth, luma = np.median(np.array(seen), axis=0)
+        return float(teeth), float(luma)
 
     @property
     def max_size(self) -> int:
@@ -203,8 +207,8 @@ class MouthBank:
     def add(self, exemplar: Exemplar) -> bool:
         """Keep `exemplar` if its slot has room or it beats the slot's worst; True when kept."""
         if math.isfinite(exemplar.teeth):
-            seen = self._seen.setdefault(self.slot(exemplar.descriptor)[0], np.zeros(3))
-            seen += (1.0, exemplar.teeth, exemplar.luma)
+            seen = self._seen.setdefault(self.slot(exemplar.descriptor)[0], deque(maxlen=self.config.looks_kept))
+            seen.append((exemplar.teeth, exemplar.luma))
         if exemplar.quality <= 0.0:
             return False
         kept = self._slots.setdefault(self.slot(exemplar.descriptor), [])
