@@ -134,7 +134,8 @@ def run_list(args: argparse.Namespace, console: Console) -> int:
             else:
                 where = f"missing (get it from {spec.pages[0] if spec.pages else 'its authors'})"
             lines.append(f"{name if n == 0 else '':<16} {spec.relpath:<32} {where}")
-        lines.append(f"{'':<16} {entry.title}; licence: {entry.licence}")
+        half = "; float16 on CUDA" if entry.half else ""
+        lines.append(f"{'':<16} {entry.title}{half}; licence: {entry.licence}")
         data["checkpoints"][name] = {
             "title": entry.title,
             "kind": entry.kind,
