@@ -96,17 +96,19 @@ async def run_segments(
     check: Callable[[Tally, Fraction], None] | None = None,
     audio_end: Callable[[Fraction], Fraction],
     video_file: Path | None = None,
+    until: int | None = None,
 ) -> Outcome:
     """Process every segment into `output`, then finish it (`check` may refuse first: nothing is published).
 
-    `video_file`: the input as a file, for stages that look over it first.
+    `video_file`: the input as a file, for stages that look over it first;
+    `until`: stop after this segment (a worker's share of the output).
     """
     config = plan.config
     ending = Ending()
     frames = output_frames(source, config.fit, audio.duration, ending)
     segments = segment_plan(plan)
     stop = threading.Event()  # set when the job is cancelled: threads give up what they can
-    splitter = SegmentSplitter(frames, segments, skip=output.skip, stop=stop.is_set)
+    splitter = SegmentSplitter(frames, segments, skip=output.skip, stop=stop.is_set, until=until)
     seconds_per_frame = 1 / source.average_rate if source.average_rate else Fraction(1, 25)
     history = 2 * config.window.audio_margin + float((segments.warmup + config.window.size) * seconds_per_frame)
     feed = AudioFeed(audio, history=history)
