@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
+from fractions import Fraction
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -21,6 +23,7 @@ from lipstream.models.face_types import Detection, FaceDetector, Landmarks
 from lipstream.models.facemesh import FaceMesh, FaceRoi, warp_crop, warp_crop_i420
 from lipstream.stream.frames import Face, Frame, Window
 
+from .borders import BorderPins, border_pins
 from .crop import CropSmoother
 from .identity import IdentityGate, box_of, choose_initial, signature
 from .models import FaceModels, face_models, fit_mesh
@@ -151,10 +154,17 @@ class FaceStage:
     name = "face"
 
     def __init__(
-        self, config: FaceConfig = FaceConfig(), window: WindowConfig = WindowConfig(), models: FaceModels | None = None
+        self,
+        config: FaceConfig = FaceConfig(),
+        window: WindowConfig = WindowConfig(),
+        models: FaceModels | None = None,
+        segment_seconds: Fraction | None = None,
     ) -> None:
-        """`models`: official detector / FAN from `faces.models.face_models`; the embedded ones by default."""
+        """`models`: official detector / FAN from `faces.models.face_models`; the embedded ones by default.
+        `segment_seconds`: the job's segment length, whose borders `prepare` pins the crop at."""
         self.config = config
+        self.segment_seconds = segment_seconds
+        self._pins: BorderPins | None = None
         self.models = models or FaceModels()
         # torch models run on their device's executor; the embedded TFLite ones on the stage's own thread
         self.device: str | None = self.models.device
@@ -165,6 +175,11 @@ class FaceStage:
         self._observed: dict[int, Observation | None] = {}
         self._final: dict[int, Face | None] = {}
         self._run = 1 << 30  # face frames in a row before the next owned frame
+
+    def prepare(self, video: Path) -> None:
+        """Pin the crop at the segment borders (a pre-pass over the file, once per process), so segments meet smoothly."""
+        if self.segment_seconds is not None:
+            self._pins = border_pins(video, self.segment_seconds, self.config, self.models)
 
     def __call__(self, window: Window) -> Window:
         if self._tracker is None:
@@ -179,7 +194,8 @@ class FaceStage:
         owned = window.owned
         after = window.frames[window.own_stop :]
         obs = [self._observed[f.index] for f in owned]
-        crops = self._smoother.update([o.box if o else None for o in obs], [self._box(f) for f in after])
+        anchors = [self._pins.anchor(f.time) for f in owned] if self._pins is not None else []
+        crops = self._smoother.update([o.box if o else None for o in obs], [self._box(f) for f in after], anchors)
         present_after = [self._observed[f.index] is not None for f in after]
         for k, (frame, o, crop) in enumerate(zip(owned, obs, crops)):
             if o is None or crop is None:
@@ -232,7 +248,7 @@ class FaceStage:
 
 def face_stage(config: SyncConfig) -> FaceStage:
     """The face stage of a lip-sync job, with the detector and landmark models its options name."""
-    return FaceStage(config.face, config.window, face_models(config.face, config.device, config.weights))
+    return FaceStage(config.face, config.window, face_models(config.face, config.device, config.weights), config.segment.span)
 
 
 def _faces_ahead(present: list[bool]) -> int:

@@ -80,8 +80,7 @@ def segment_plan(plan: Plan) -> SegmentPlan:
     """Segment length from the config; warm-up at least the windows' overlap; lookahead the context after a frame."""
     config = plan.config
     overlap = config.window.overlap
-    seconds = Fraction(config.segment.seconds).limit_denominator(1000)
-    return SegmentPlan(seconds, warmup=max(config.segment.warmup, overlap), lookahead=overlap - overlap // 2)
+    return SegmentPlan(config.segment.span, warmup=max(config.segment.warmup, overlap), lookahead=overlap - overlap // 2)
 
 
 async def run_segments(

@@ -1,0 +1,124 @@
+"""Crop pins at segment borders: a cheap pre-pass so independently processed segments meet without a crop jump.
+
+Each segment starts its face stage fresh (what it writes depends only on the
+input), so its crop smoother starts where its warm-up left it, not where the
+previous segment's crop ended: with a still face the two can sit a few
+pixels apart and the crop would jump at the border. The pre-pass decodes the
+file once and, on the few frames just before each border, finds the target
+with a fresh tracker (stateless, so every worker gets the same answer): the
+border's pin. Around each border the crop centre glides to the pin over the
+last `glide` frames of one segment and starts exactly on it in the next, so
+the step across a border is no larger than the steps of the glide.
+
+Borders past the end of the file's forward pass (the ping-pong of `--fit
+audio`) get no pin; frames there keep the smoother's crop.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lipstream.config import FaceConfig
+from lipstream.stream.source import VideoSource
+from lipstream.stream.timeline import output_frames
+
+from .models import FaceModels
+
+log = logging.getLogger(__name__)
+
+PIN_FRAMES = 3  # frames before a border whose target centres make its pin
+GLIDE = 4  # frames on each side of a border over which the crop moves to and from the pin
+
+Anchor = tuple[float, float, float]  # (x, y, weight): pull the crop centre this far towards (x, y)
+
+
+@dataclass(frozen=True)
+class BorderPins:
+    """The crop centre at each border k (output time k * seconds), from the pre-pass."""
+
+    seconds: Fraction
+    frame_seconds: Fraction  # one frame's duration, to count the glide in frames
+    pins: dict[int, tuple[float, float]] = field(default_factory=dict)
+    glide: int = GLIDE
+
+    def anchor(self, time: Fraction) -> Anchor | None:
+        """Where a frame at `time` pulls its crop centre: fully onto a pin at a segment's first frame, fading over `glide` frames."""
+        k = math.floor(time / self.seconds)
+        since = float((time - k * self.seconds) / self.frame_seconds)  # 0 on a segment's first frame
+        until = float(((k + 1) * self.seconds - time) / self.frame_seconds)  # 1 on its last
+        reach = self.glide + 1
+        options = []
+        if k in self.pins and since < reach:
+            options.append((1 - since / reach, self.pins[k]))
+        if k + 1 in self.pins and until < reach:
+            options.append((1 - until / reach, self.pins[k + 1]))
+        if not options:
+            return None
+        weight, (x, y) = max(options)
+        return (x, y, weight)
+
+
+def border_pins(video: Path, seconds: Fraction, config: FaceConfig, models: FaceModels) -> BorderPins:
+    """The pins of every border of `video` cut into `seconds` segments (cached per process: every segment asks)."""
+    key = (str(video.resolve()), video.stat().st_mtime_ns, seconds, config, id(models.detector))
+    with _LOCK:
+        cached = _CACHE.get(key)
+    if cached is not None:
+        return cached
+    pins = _measure(video, seconds, config, models)
+    with _LOCK:
+        _CACHE.clear()  # one file at a time is what a job or a worker's task needs
+        _CACHE[key] = pins
+    return pins
+
+
+_CACHE: dict[Any, BorderPins] = {}
+_LOCK = threading.Lock()
+
+
+def _measure(video: Path, seconds: Fraction, config: FaceConfig, models: FaceModels) -> BorderPins:
+    from .stage import FaceTracker
+
+    source = VideoSource(video)
+    try:
+        frame_seconds = 1 / source.average_rate
+        recent: deque = deque(maxlen=PIN_FRAMES)
+        pins: dict[int, tuple[float, float]] = {}
+        border = 1
+        for frame in output_frames(source, "video", Fraction(0)):
+            while frame.time >= border * seconds:
+                if recent:
+                    pin = _pin(list(recent), FaceTracker(config, models))
+                    if pin is not None:
+                        pins[border] = pin
+                    recent.clear()
+                border += 1
+            if frame.time >= border * seconds - PIN_FRAMES * frame_seconds:
+                recent.append(frame)
+    finally:
+        source.close()
+    log.info("crop pre-pass: %d border pin(s) in %s", len(pins), video)
+    return BorderPins(seconds, frame_seconds, pins)
+
+
+def _pin(frames: list, tracker: Any) -> tuple[float, float] | None:
+    """The mean centre of the target's landmark box on these frames, tracked from scratch."""
+    centres = []
+    for k, frame in enumerate(frames):
+        found = tracker.observe(frame, frames[k + 1 :])
+        if found is not None:
+            x0, y0, x1, y1 = (float(v) for v in found.box)
+            centres.append(((x0 + x1) / 2, (y0 + y1) / 2))
+    if not centres:
+        return None
+    x, y = np.mean(np.array(centres), axis=0)
+    return float(x), float(y)
