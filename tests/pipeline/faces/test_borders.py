@@ -1,0 +1,82 @@
+"""Crop pins at segment borders: independently processed segments meet without a crop jump."""
+
+import asyncio
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from lipstream.config import SegmentConfig, SyncConfig
+from lipstream.pipeline.engines import build_stages
+from lipstream.pipeline.faces.borders import BorderPins
+from lipstream.pipeline.jobs.segmented import run_segments
+from lipstream.stream.audio import AudioInput
+from lipstream.stream.source import VideoSource
+from segment_media import FPS, SEGMENT, twelve_seconds
+
+
+def test_the_crop_starts_on_the_pin_and_glides_to_the_next():
+    pins = BorderPins(Fraction(4), Fraction(1, 4), {1: (100.0, 50.0), 2: (200.0, 80.0)}, glide=3)
+    assert pins.anchor(Fraction(4)) == (100.0, 50.0, 1.0)  # a segment's first frame sits on its pin
+    assert pins.anchor(Fraction(2)) is None  # mid-segment: the smoother's own crop
+    x, y, weight = pins.anchor(Fraction(15, 4))  # the last frame before border 1: almost there
+    assert (x, y) == (100.0, 50.0) and weight == pytest.approx(3 / 4)
+    assert pins.anchor(Fraction(1, 4) + 4)[2] == pytest.approx(3 / 4)
+    assert pins.anchor(Fraction(0)) is None  # no border at the start
+
+
+class CropTrack:
+    """An `Output` that keeps each written frame's crop centre instead of encoding it."""
+
+    notes = ()
+
+    def __init__(self):
+        self.centres = []
+
+    def skip(self, index):
+        return False
+
+    def skipped(self, index):
+        return None
+
+    def begin(self, segment):
+        pass
+
+    def write(self, frames, faces, edited):
+        for frame in frames:
+            x0, y0, x1, y1 = frame.face.crop
+            self.centres.append(((x0 + x1) / 2, (y0 + y1) / 2))
+        return b""
+
+    def end_segment(self, segment, end, report):
+        pass
+
+    def finish(self, video_end, audio_end, stop):
+        return b""
+
+    def abort(self):
+        pass
+
+
+def crop_steps(video, audio, seconds):
+    plan = build_stages(SyncConfig(engine="faces", segment=SegmentConfig(seconds=seconds)))
+    speech, source, track = AudioInput(audio), VideoSource(video), CropTrack()
+    try:
+        asyncio.run(run_segments(plan, source, speech, track, total_frames=None, audio_end=lambda end: end, video_file=video))
+    finally:
+        source.close()
+        speech.close()
+    return np.hypot(*np.diff(np.array(track.centres), axis=0).T)
+
+
+@pytest.mark.slow
+def test_no_crop_jump_at_segment_borders(tmp_path):
+    video, audio = twelve_seconds(tmp_path)
+    steps = crop_steps(video, audio, SEGMENT)
+    borders = [SEGMENT * FPS * k - 1 for k in (1, 2)]  # the steps from a segment's last frame to the next one's first
+    inside = np.delete(steps, borders)
+    assert len(steps) == 47
+    # no larger than the steps within segments (one pixel of rounding allowed): without the pins
+    # a still face gets a still crop in each segment and a jump of several pixels between them
+    assert steps[borders].max() <= inside.max() + 1.0
+    assert steps.max() <= 4.0
