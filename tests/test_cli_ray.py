@@ -6,6 +6,7 @@ the CLI's `main`, which joins the running Ray instead of starting its own.
 
 import json
 import os
+import sys
 
 import pytest
 
@@ -79,3 +80,36 @@ def test_an_unreachable_address_is_one_line_and_exit_2(media, tmp_path, capfd, m
     err = capfd.readouterr().err.strip().splitlines()
     assert len([line for line in err if "error" in line]) == 1 and "cannot reach the Ray cluster at 127.0.0.1:9" in err[-1]
     assert not (tmp_path / "never.mp4").exists()
+
+
+def test_without_the_ray_extra_it_is_one_line_and_exit_2(media, tmp_path, capfd, monkeypatch):
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails as if it were not installed
+    assert sync(media, tmp_path / "never.mp4", "--ray") == 2
+    assert "pip install 'lipstream[ray]'" in capfd.readouterr().err
+
+
+def test_a_batch_with_one_bad_input_writes_three_outputs_and_one_error_line(cluster, media, tmp_path, capfd):
+    video, audio = media
+    jobs = [
+        {"video": str(video), "audio": str(audio), "out": "a.mp4", "engine": "passthrough"},
+        {"video": str(video), "audio": str(audio), "out": "b.mp4", "engine": "warp", "segment": 6},
+        {"video": "missing.mp4", "audio": str(audio), "out": "c.mp4"},
+        {"video": str(video), "audio": str(audio), "out": "d.mp4", "engine": "passthrough", "fit": "video", "codec": "h264"},
+    ]
+    manifest = tmp_path / "jobs.jsonl"
+    manifest.write_text("".join(json.dumps(job) + "\n" for job in jobs))
+    assert main(["batch", str(manifest), "--ray", "--json"]) == 1  # 1: some jobs failed, the others ran
+    captured = capfd.readouterr()
+    results = {r["line"]: r for r in map(json.loads, captured.out.splitlines())}
+    assert [results[n]["status"] for n in (1, 2, 3, 4)] == ["ok", "ok", "error", "ok"]
+    assert "missing.mp4" in results[3]["error"] and results[3]["attempts"] == 1  # bad input is not retried
+    assert all(results[n]["frames"] == SECONDS * FPS for n in (1, 2, 4))
+    assert sorted(p.name for p in tmp_path.glob("*.mp4")) == ["a.mp4", "b.mp4", "d.mp4"]
+    events = [json.loads(line) for line in captured.err.splitlines() if line.startswith("{")]
+    assert events[-1] == {"event": "done", "jobs": 4, "ok": 3, "failed": 1, "skipped": 0}
+
+    # run again (here, without Ray): the finished jobs are skipped, the bad one fails again
+    assert main(["batch", str(manifest)]) == 1
+    again = {r["line"]: r["status"] for r in map(json.loads, capfd.readouterr().out.splitlines())}
+    assert again == {1: "skipped", 2: "skipped", 3: "error", 4: "skipped"}

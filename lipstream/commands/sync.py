@@ -71,10 +71,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
     output = sys.stdout.buffer if args.output == "-" else Path(args.output)
     farm = None
     if args.ray is not None:
-        from lipstream.pipeline.jobs.ray_farm import RayFarm, import_ray
+        from lipstream.pipeline.jobs.ray_farm import RayFarm, connect
 
-        import_ray()  # the missing extra is one line before any work
-        farm = RayFarm(ray_options(args))
+        options = ray_options(args)
+        connect(options)  # a missing extra or an unreachable address is one line before any work
+        farm = RayFarm(options)
     try:
         result = interrupt.run(run_sync(video, audio, output, config, on_progress=console.progress, farm=farm))
     except Interrupted as exc:

@@ -23,15 +23,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Hashable, Protocol, Sequence
 
 import numpy as np
 
-from lipstream.config import FaceConfig
+from lipstream.stream.frames import Frame
 from lipstream.stream.source import VideoSource
 from lipstream.stream.timeline import output_frames
-
-from .models import FaceModels
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +65,21 @@ class BorderPins:
         return (x, y, weight)
 
 
-def border_pins(video: Path, seconds: Fraction, config: FaceConfig, models: FaceModels) -> BorderPins:
-    """The pins of every border of `video` cut into `seconds` segments (cached per process: every segment asks)."""
-    key = (str(video.resolve()), video.stat().st_mtime_ns, seconds, config, id(models.detector))
+class Tracker(Protocol):
+    def observe(self, frame: Frame, ahead: Sequence[Frame] = ()) -> Any: ...
+
+
+def border_pins(video: Path, seconds: Fraction, tracker: Callable[[], Tracker], settings: Hashable) -> BorderPins:
+    """The pins of every border of `video` cut into `seconds` segments (cached per process: every segment asks).
+
+    `tracker()` makes a fresh face tracker; `settings`: what decides its answers (part of the cache key).
+    """
+    key = (str(video.resolve()), video.stat().st_mtime_ns, seconds, settings)
     with _LOCK:
         cached = _CACHE.get(key)
     if cached is not None:
         return cached
-    pins = _measure(video, seconds, config, models)
+    pins = _measure(video, seconds, tracker)
     with _LOCK:
         _CACHE.clear()  # one file at a time is what a job or a worker's task needs
         _CACHE[key] = pins
@@ -85,19 +90,17 @@ _CACHE: dict[Any, BorderPins] = {}
 _LOCK = threading.Lock()
 
 
-def _measure(video: Path, seconds: Fraction, config: FaceConfig, models: FaceModels) -> BorderPins:
-    from .stage import FaceTracker
-
+def _measure(video: Path, seconds: Fraction, tracker: Callable[[], Tracker]) -> BorderPins:
     source = VideoSource(video)
     try:
         frame_seconds = 1 / source.average_rate
-        recent: deque = deque(maxlen=PIN_FRAMES)
+        recent: deque[Frame] = deque(maxlen=PIN_FRAMES)
         pins: dict[int, tuple[float, float]] = {}
         border = 1
         for frame in output_frames(source, "video", Fraction(0)):
             while frame.time >= border * seconds:
                 if recent:
-                    pin = _pin(list(recent), FaceTracker(config, models))
+                    pin = _pin(list(recent), tracker())
                     if pin is not None:
                         pins[border] = pin
                     recent.clear()
@@ -110,7 +113,7 @@ def _measure(video: Path, seconds: Fraction, config: FaceConfig, models: FaceMod
     return BorderPins(seconds, frame_seconds, pins)
 
 
-def _pin(frames: list, tracker: Any) -> tuple[float, float] | None:
+def _pin(frames: list[Frame], tracker: Tracker) -> tuple[float, float] | None:
     """The mean centre of the target's landmark box on these frames, tracked from scratch."""
     centres = []
     for k, frame in enumerate(frames):

@@ -179,7 +179,7 @@ class FaceStage:
     def prepare(self, video: Path) -> None:
         """Pin the crop at the segment borders (a pre-pass over the file, once per process), so segments meet smoothly."""
         if self.segment_seconds is not None:
-            self._pins = border_pins(video, self.segment_seconds, self.config, self.models)
+            self._pins = border_pins(video, self.segment_seconds, lambda: FaceTracker(self.config, self.models), (self.config, id(self.models.detector)))
 
     def __call__(self, window: Window) -> Window:
         if self._tracker is None:

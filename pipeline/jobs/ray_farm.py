@@ -12,16 +12,21 @@ retried (`retries`); a task that raises sends its error back as it is.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 from urllib.parse import urlsplit
 
+from lipstream.config import SyncConfig
 from lipstream.errors import InputError, LipstreamError, PipelineError
 
+from .batch import BatchJob, Done, JobReport, Runner, attempt_now
 from .farm import FarmJob, Record, SegmentTask, SegmentsDone, encode_segments
 
 log = logging.getLogger(__name__)
@@ -59,19 +64,47 @@ def connect(options: RayOptions) -> Any:
     if ray.is_initialized():
         return ray
     address = options.address
-    if address not in (None, "auto", "local"):
-        check_reachable(address, options.connect_timeout)
+    remote = address not in (None, "auto", "local")
+    if remote:
+        check_reachable(address, options.connect_timeout)  # type: ignore[arg-type]
+        # something answers there: let Ray try for about the same time, not its default 20 s
+        os.environ.setdefault("RAY_gcs_server_port_wait_time_s", str(max(1, round(options.connect_timeout))))
     try:
-        ray.init(
-            address=None if address == "local" else address,
-            include_dashboard=False,
-            log_to_driver=False,
-            logging_level=logging.WARNING,
-        )
+        with _native_stderr_quiet(remote):
+            ray.init(
+                address=None if address == "local" else address,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+            )
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
         where = "a local Ray" if address in (None, "local") else f"the Ray cluster at {address}"
         raise InputError(f"cannot start or join {where}: {str(exc).splitlines()[0]}") from None
     return ray
+
+
+@contextlib.contextmanager
+def _native_stderr_quiet(quiet: bool) -> Iterator[None]:
+    """Hold back what Ray's native client writes to fd 2 while it retries a peer that is not Ray (a line a second).
+
+    What it wrote is logged at debug level (-vv) instead, so the user sees one line.
+    """
+    if not quiet:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            text = held.read().decode(errors="replace").strip()
+            if text:
+                log.debug("Ray while connecting:\n%s", text)
 
 
 def check_reachable(address: str, timeout: float) -> None:
@@ -135,8 +168,12 @@ async def run_on_actors(
     items: Sequence[T],
     submit: Callable[[Any, T], Any],
     done: Callable[[T, Any], None],
+    failed: Callable[[T, LipstreamError], None] | None = None,
 ) -> None:
-    """Each item to the next free actor (`submit(actor, item)` returns the ref); `done(item, result)` in completion order."""
+    """Each item to the next free actor (`submit(actor, item)` returns the ref); `done(item, result)` in completion order.
+
+    A task's error is raised, or handed to `failed(item, error)` when given (the rest go on).
+    """
     queue = list(items)
     free = list(actors)
     pending: dict[Any, tuple[Any, T]] = {}
@@ -149,7 +186,14 @@ async def run_on_actors(
             for ref in ready:
                 actor, item = pending.pop(ref)
                 free.append(actor)
-                done(item, await asyncio.to_thread(_result, ray, ref))
+                try:
+                    result = await asyncio.to_thread(_result, ray, ref)
+                except LipstreamError as exc:
+                    if failed is None:
+                        raise
+                    failed(item, exc)
+                    continue
+                done(item, result)
     finally:
         for ref in pending:
             ray.cancel(ref, force=True)
@@ -189,3 +233,23 @@ class RayFarm:
         finally:
             for actor in actors:
                 ray.kill(actor)
+
+
+def ray_runner(options: RayOptions, base: SyncConfig) -> Runner:
+    """A runner for `BatchRun.run`: each job whole on the next free actor (a worker that keeps dying fails that job only)."""
+
+    async def runner(jobs: Sequence[BatchJob], done: Done) -> None:
+        ray = await asyncio.to_thread(connect, options)
+        actors = await asyncio.to_thread(start_workers, ray, options, base.device, len(jobs))
+        log.info("%d job(s) on %d Ray worker(s)", len(jobs), len(actors))
+
+        def failed(job: BatchJob, error: LipstreamError) -> None:
+            done(job, JobReport(job.line, str(job.video), str(job.audio), str(job.out), "error", error=str(error), retriable=True))
+
+        try:
+            await run_on_actors(ray, actors, list(jobs), lambda actor, job: actor.call.remote(attempt_now, (job, base)), done, failed)
+        finally:
+            for actor in actors:
+                ray.kill(actor)
+
+    return runner
