@@ -25,6 +25,7 @@ from typing import Any, Awaitable, Callable, Sequence
 from lipstream.config import ENHANCES, FITS, QUALITIES, VIDEO_CODECS, SegmentConfig, SyncConfig
 from lipstream.errors import Cancelled, InputError, LipstreamError
 
+from ..engines import AUTO, ENGINES
 from .segments import run_key
 from .sync import run_sync
 
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 
 # what a manifest line may set, and what it must be
 OPTIONS: dict[str, tuple[type, tuple[str, ...] | None]] = {
-    "engine": (str, None),
+    "engine": (str, (AUTO, *sorted(ENGINES))),
     "fit": (str, FITS),
     "quality": (str, QUALITIES),
     "enhance": (str, ENHANCES),
