@@ -105,6 +105,7 @@ async def _encode(task: SegmentTask, on_begin: Callable[[int], None] | None) -> 
                     total_frames=None,
                     audio_end=lambda end: audio_end(plan.config.fit, audio.duration, end),
                     video_file=task.video,
+                    first=min(task.indices),
                     until=max(task.indices),
                 )
             except BaseException:

@@ -23,7 +23,7 @@ from lipstream.errors import MediaError
 from lipstream.stream.audio import AudioFeed, AudioInput
 from lipstream.stream.frames import Frame, Window
 from lipstream.stream.source import VideoSource
-from lipstream.stream.timeline import Ending, output_frames, video_end, video_limit
+from lipstream.stream.timeline import Ending, output_frames, start_frame, video_end, video_limit
 from lipstream.stream.windows import frame_windows
 
 from ..engines import Plan
@@ -95,17 +95,20 @@ async def run_segments(
     check: Callable[[Tally, Fraction], None] | None = None,
     audio_end: Callable[[Fraction], Fraction],
     video_file: Path | None = None,
+    first: int = 0,
     until: int | None = None,
 ) -> Outcome:
     """Process every segment into `output`, then finish it (`check` may refuse first: nothing is published).
 
     `video_file`: the input as a file, for stages that look over it first;
-    `until`: stop after this segment (a worker's share of the output).
+    `first`, `until`: a worker's share of the output, from segment `first` (decoding starts at
+    the keyframe before its warm-up where the file allows) to segment `until`.
     """
     config = plan.config
     ending = Ending()
-    frames = output_frames(source, config.fit, audio.duration, ending)
     segments = segment_plan(plan)
+    start = start_frame(source, segments.start_of(first), segments.warmup) if first > 0 and video_file is not None else 0
+    frames = output_frames(source, config.fit, audio.duration, ending, start)
     stop = threading.Event()  # set when the job is cancelled: threads give up what they can
     splitter = SegmentSplitter(frames, segments, skip=output.skip, stop=stop.is_set, until=until)
     seconds_per_frame = 1 / source.average_rate if source.average_rate else Fraction(1, 25)

@@ -15,7 +15,7 @@ SECONDS, FPS, SEGMENT = 12, 4, 4
 
 
 def twelve_seconds(folder: Path) -> tuple[Path, Path]:
-    video = sample_clip(folder / "clip.mp4", SECONDS * FPS, every=2, fps=FPS, size=(270, 480))
+    video = sample_clip(folder / "clip.mp4", SECONDS * FPS, every=2, fps=FPS, size=(270, 480), gop=2 * FPS)  # workers seek to keyframes
     return video, write_wav(folder / "speech.wav", tone_samples(SECONDS))
 
 
