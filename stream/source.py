@@ -12,6 +12,7 @@ truncated file no longer holds, so the job can say how much was lost.
 
 from __future__ import annotations
 
+import bisect
 import logging
 from array import array
 from fractions import Fraction
@@ -62,6 +63,7 @@ class VideoSource:
         self._start: int | None = self._stream.start_time
         self._pts = array("q")  # pts of every frame seen going forward; only backward reads need it
         self._index: list[int] | None = None  # from the packets: [] when not trustworthy (see frame_index)
+        self._keyframes: list[int] = []  # frame numbers of the keyframes, with the index
         duration = self._stream.duration
         self.duration: Fraction | None = duration * self.time_base if duration else (
             Fraction(self._container.duration, av.time_base) if self._container.duration else None
@@ -122,6 +124,7 @@ class VideoSource:
         if self._index is not None:
             return self._index or None
         found: list[int] = []
+        keys: list[int] = []
         try:
             with open_container(self._source, "video") as container:
                 stream = container.streams.video[0]
@@ -132,15 +135,24 @@ class VideoSource:
                         found = []
                         break
                     found.append(packet.pts)
+                    if packet.is_keyframe:
+                        keys.append(packet.pts)
         except (av.error.FFmpegError, MediaError):
             found = []
         found.sort()
+        position = {pts: k for k, pts in enumerate(found)}
+        self._keyframes = sorted(position[pts] for pts in keys if pts in position)
         if self._start is None and found:
             self._start = found[0]  # what the first decoded frame would have set
         start = self._start if self._start is not None else 0
         clean = bool(found) and len(set(found)) == len(found) and (not self.declared_frames or len(found) == self.declared_frames)
         self._index = [pts - start for pts in found] if clean else []
         return self._index or None
+
+    def keyframe_before(self, index: int) -> int:
+        """The number of the last keyframe at or before frame `index` (where decoding after a seek to it begins)."""
+        self.frame_index()
+        return self._keyframes[bisect.bisect_right(self._keyframes, index) - 1] if self._keyframes and index >= self._keyframes[0] else 0
 
     def forward(self, start: int = 0) -> Iterator[DecodedFrame]:
         """Every frame once, in presentation order; from frame `start` on, after a seek, when `frame_index()` holds.

@@ -23,13 +23,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Hashable, Protocol, Sequence
+from typing import Any, Callable, Hashable, Iterator, Protocol, Sequence
 
 import numpy as np
 
 from lipstream.stream.frames import Frame
 from lipstream.stream.source import VideoSource
-from lipstream.stream.timeline import output_frames
+from lipstream.stream.timeline import output_frames, start_frame
 
 log = logging.getLogger(__name__)
 
@@ -94,23 +94,58 @@ def _measure(video: Path, seconds: Fraction, tracker: Callable[[], Tracker]) -> 
     source = VideoSource(video)
     try:
         frame_seconds = 1 / source.average_rate
-        recent: deque[Frame] = deque(maxlen=PIN_FRAMES)
         pins: dict[int, tuple[float, float]] = {}
-        border = 1
-        for frame in output_frames(source, "video", Fraction(0)):
-            while frame.time >= border * seconds:
-                if recent:
-                    pin = _pin(list(recent), tracker())
-                    if pin is not None:
-                        pins[border] = pin
-                    recent.clear()
-                border += 1
-            if frame.time >= border * seconds - PIN_FRAMES * frame_seconds:
-                recent.append(frame)
+        for border, frames in _before_borders(source, seconds, frame_seconds):
+            pin = _pin(frames, tracker())
+            if pin is not None:
+                pins[border] = pin
     finally:
         source.close()
     log.info("crop pre-pass: %d border pin(s) in %s", len(pins), video)
     return BorderPins(seconds, frame_seconds, pins)
+
+
+def _before_borders(source: VideoSource, seconds: Fraction, frame_seconds: Fraction) -> Iterator[tuple[int, list[Frame]]]:
+    """(border, the frames shown in the `PIN_FRAMES` frame times before it) for each border in the file's forward pass.
+
+    With a trustworthy frame index each border's frames are reached by a seek (a GOP decoded per
+    border); otherwise the file is decoded once from the start.
+    """
+    reach = PIN_FRAMES * frame_seconds
+    if source.frame_index() is None:
+        recent: deque[Frame] = deque(maxlen=PIN_FRAMES)
+        border = 1
+        for frame in output_frames(source, "video", Fraction(0)):
+            while frame.time >= border * seconds:
+                if recent:
+                    yield border, list(recent)
+                    recent.clear()
+                border += 1
+            if frame.time >= border * seconds - reach:
+                recent.append(frame)
+        return
+    border = 1
+    frames_in = output_frames(source, "video", Fraction(0))  # from the start, unless a seek saves decoding
+    position = -1  # the last frame taken from `frames_in`
+    while True:
+        time = border * seconds
+        first = start_frame(source, time - reach)
+        if first == 0 and time > reach:
+            return  # the border is past the forward pass
+        if source.keyframe_before(first) > position + 1:  # a seek skips frames the pins do not need
+            frames_in, position = output_frames(source, "video", Fraction(0), None, first), first - 1
+        frames: list[Frame] = []
+        for frame in frames_in:
+            position = frame.index
+            if frame.time >= time:
+                break
+            if frame.time >= time - reach:
+                frames.append(frame)
+        else:
+            return  # the file ends before the border
+        if frames:
+            yield border, frames[-PIN_FRAMES:]
+        border += 1
 
 
 def _pin(frames: list[Frame], tracker: Tracker) -> tuple[float, float] | None:
