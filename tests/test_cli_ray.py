@@ -62,6 +62,7 @@ def test_three_segments_on_ray_match_a_one_process_run(cluster, media, single, t
     assert sync(media, out, "--ray") == 0
     event = done_event(capfd)
     assert event["segments"] == 3 and event["resumed_segments"] == 0 and event["worker_peak_rss_mb"] > 0
+    assert event["frames"] == SECONDS * FPS  # the segments this run decoded past are counted from the journal
     same(decoded(out), single)
     assert not (tmp_path / ".ray.mp4.lipstream").exists()
 

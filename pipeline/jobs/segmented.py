@@ -101,16 +101,17 @@ async def run_segments(
     """Process every segment into `output`, then finish it (`check` may refuse first: nothing is published).
 
     `video_file`: the input as a file, for stages that look over it first;
-    `first`, `until`: a worker's share of the output, from segment `first` (decoding starts at
-    the keyframe before its warm-up where the file allows) to segment `until`.
+    `first`, `until`: the segments wanted, from `first` (the ones before it are finished, or are
+    another worker's: decoding starts at the keyframe before `first`'s warm-up where the file
+    allows, its own first frame when it is finished too) to `until`.
     """
     config = plan.config
     ending = Ending()
     segments = segment_plan(plan)
-    start = start_frame(source, segments.start_of(first), segments.warmup) if first > 0 and video_file is not None else 0
-    frames = output_frames(source, config.fit, audio.duration, ending, start)
+    start = 0
+    if first > 0 and video_file is not None:
+        start = start_frame(source, segments.start_of(first), 0 if output.skip(first) else segments.warmup)
     stop = threading.Event()  # set when the job is cancelled: threads give up what they can
-    splitter = SegmentSplitter(frames, segments, skip=output.skip, stop=stop.is_set, until=until)
     seconds_per_frame = 1 / source.average_rate if source.average_rate else Fraction(1, 25)
     history = 2 * config.window.audio_margin + float((segments.warmup + config.window.size) * seconds_per_frame)
     feed = AudioFeed(audio, history=history)
@@ -120,9 +121,18 @@ async def run_segments(
     stages = plan.stages
     fresh = True
     reports: list[tuple[int, dict[str, object]]] = []
+    passed = _passed_over(output, first if start else 0, tally, reports)
+    skipped_segments = passed
+    if tally.frames and on_progress is not None:
+        on_progress(meter.advance(tally.frames))
+    frames = output_frames(source, config.fit, audio.duration, ending, start)
+    splitter = SegmentSplitter(frames, segments, skip=output.skip, stop=stop.is_set, until=until)
     while True:
         segment = await _blocking(splitter.next_segment, stop=stop)
         for index, skipped in splitter.skipped:
+            if index < passed:
+                continue  # the warm-up frames before `first`: its segment was counted whole above
+            skipped_segments += 1
             entry = output.skipped(index)
             tally.frames += skipped
             if entry is not None:
@@ -172,7 +182,19 @@ async def run_segments(
     data = await _blocking(output.finish, end, audio_end(end), stop, stop=stop)
     if data and on_fragment is not None:
         await on_fragment(data)
-    return Outcome(tally, end, count + splitter.skipped_segments, splitter.skipped_segments, combine_reports(reports))
+    return Outcome(tally, end, count + skipped_segments, skipped_segments, combine_reports(reports))
+
+
+def _passed_over(output: Output, first: int, tally: Tally, reports: list[tuple[int, dict[str, object]]]) -> int:
+    """Count the finished segments before `first` that decoding starts after, from what the output recorded of them."""
+    for index in range(first):
+        entry = output.skipped(index)
+        if entry is not None:
+            tally.frames += entry.frames
+            tally.faces += entry.faces
+            tally.edited += entry.edited
+            reports.append((entry.frames, dict(entry.report)))
+    return first
 
 
 class _SegmentWriter:

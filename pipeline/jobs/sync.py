@@ -174,6 +174,7 @@ async def _run(
             check=check,
             audio_end=lambda end: audio_end(config.fit, new_audio.duration, end),
             video_file=Path(video) if isinstance(video, (str, Path)) else None,
+            first=0 if files is None else _resume_point(files),
         )
         success = True
     except BaseException:
@@ -217,6 +218,15 @@ def _check_resumable(video: Source, audio: Source, output: Path | BinaryIO | Non
         raise InputError("--resume needs -o FILE: a pipe cannot be continued")
     if not isinstance(video, (str, Path)) or not isinstance(audio, (str, Path)):
         raise InputError("--resume needs VIDEO and AUDIO as files: standard input cannot be read again")
+
+
+def _resume_point(files: SegmentFiles) -> int:
+    """The segment decoding can start at: the first unfinished one, or the last one when every recorded one is finished."""
+    done = {index for index in files.journal.segments if files.skip(index)}
+    first = 0
+    while first in done:
+        first += 1
+    return min(first, max(done)) if done else 0
 
 
 def _check_farmable(video: Source, audio: Source, output: Path | BinaryIO | None) -> None:
