@@ -99,7 +99,7 @@ def read_manifest(path: Path) -> list[BatchJob]:
         text = path.read_text()
     except OSError as exc:
         raise InputError(f"cannot read the manifest {path}: {exc.strerror or exc}") from None
-    folder = path.parent
+    folder = path.parent.resolve()  # absolute: workers elsewhere do not share this process's folder
     jobs: list[BatchJob] = []
     outputs: dict[Path, int] = {}
     for number, raw in enumerate(text.splitlines(), start=1):

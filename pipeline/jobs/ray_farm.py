@@ -75,7 +75,7 @@ def connect(options: RayOptions) -> Any:
                 address=None if address == "local" else address,
                 include_dashboard=False,
                 log_to_driver=False,
-                logging_level=logging.WARNING,
+                logging_level=logging.ERROR,  # its start-up notices are not the user's business; errors still show
             )
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
         where = "a local Ray" if address in (None, "local") else f"the Ray cluster at {address}"
@@ -154,6 +154,8 @@ def start_workers(ray: Any, options: RayOptions, device: str, wanted: int) -> li
     """At most `wanted` actors, one per worker slot of the cluster, each restarted `options.retries` times if it dies."""
     gpus = 1 if device.startswith("cuda") else 0
     resources = ray.cluster_resources()
+    if gpus and resources.get("GPU", 0) < 1:
+        raise InputError(f"--device {device} asks for GPUs but the Ray cluster has none; add GPU nodes or use --device cpu")
     slots = int(resources.get("GPU" if gpus else "CPU", 1))
     count = max(1, min(options.workers or slots, wanted))
     actor = ray.remote(RayWorker).options(
@@ -195,8 +197,9 @@ async def run_on_actors(
                     continue
                 done(item, result)
     finally:
-        for ref in pending:
-            ray.cancel(ref, force=True)
+        for ref in pending:  # stopped early (an error, a cancel): the rest is not wanted; the actors are killed after
+            with contextlib.suppress(Exception):
+                ray.cancel(ref)
 
 
 def _result(ray: Any, ref: Any) -> Any:

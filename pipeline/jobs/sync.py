@@ -260,7 +260,8 @@ async def _farm_out(
         peaks.append(done.peak_rss)
 
     if todo:
-        job = FarmJob(Path(video), Path(speech), files.final, plan.config, todo)  # type: ignore[arg-type]
+        # absolute paths: a worker on another machine does not share this process's folder
+        job = FarmJob(Path(video).resolve(), Path(speech).resolve(), files.final.resolve(), plan.config, todo)  # type: ignore[arg-type]
         await farm.run(job, record)
     return peaks
 
