@@ -1,14 +1,19 @@
-"""Crop pins at segment borders: a cheap pre-pass so independently processed segments meet without a crop jump.
+"""Target and crop at segment borders: a cheap pre-pass so independently processed segments meet without a jump.
 
 Each segment starts its face stage fresh (what it writes depends only on the
-input), so its crop smoother starts where its warm-up left it, not where the
-previous segment's crop ended: with a still face the two can sit a few
-pixels apart and the crop would jump at the border. The pre-pass decodes the
-file once and, on the few frames just before each border, finds the target
-with a fresh tracker (stateless, so every worker gets the same answer): the
-border's pin. Around each border the crop centre glides to the pin over the
-last `glide` frames of one segment and starts exactly on it in the next, so
-the step across a border is no larger than the steps of the glide.
+input), so its tracker would choose the target again by the first-frame rule
+(the largest face, or the one nearest `--target`, where the speaker may no
+longer be) and its crop smoother would start where its warm-up left it, not
+where the previous segment's crop ended: with a still face a few pixels
+apart, a jump at the border. The pre-pass locks the target as the job does,
+then on the few frames just before each border follows it by its look (the
+identity gate's state handed from border to border) and records where it is:
+the border's pin and the gate's state. Every worker computes the same pins
+from the same file. A segment's tracker takes up the gate's state of its
+border (so the lock continues), and around each border the crop centre
+glides to the pin over the last `glide` frames of one segment and starts
+exactly on it in the next, so the step across a border is no larger than the
+steps of the glide.
 
 Borders past the end of the file's forward pass (the ping-pong of `--fit
 audio`) get no pin; frames there keep the smoother's crop.
@@ -31,6 +36,8 @@ from lipstream.stream.frames import Frame
 from lipstream.stream.source import VideoSource
 from lipstream.stream.timeline import output_frames, start_frame
 
+from .identity import IdentityGate, Signature
+
 log = logging.getLogger(__name__)
 
 PIN_FRAMES = 3  # frames before a border whose target centres make its pin
@@ -46,6 +53,7 @@ class BorderPins:
     seconds: Fraction
     frame_seconds: Fraction  # one frame's duration, to count the glide in frames
     pins: dict[int, tuple[float, float]] = field(default_factory=dict)
+    seeds: dict[int, TargetSeed] = field(default_factory=dict)  # the target's lock at border k
     glide: int = GLIDE
 
     def anchor(self, time: Fraction) -> Anchor | None:
@@ -65,7 +73,22 @@ class BorderPins:
         return (x, y, weight)
 
 
+@dataclass(frozen=True)
+class TargetSeed:
+    """The identity gate's state where the pre-pass last saw the target: what a segment's tracker takes up."""
+
+    look: Signature
+    box: np.ndarray
+    time: Fraction  # of the frame it was seen on
+
+    def missing(self, time: Fraction, frame_seconds: Fraction) -> int:
+        """Frames between that sighting and `time`."""
+        return round(abs(time - self.time) / frame_seconds)
+
+
 class Tracker(Protocol):
+    gate: IdentityGate
+
     def observe(self, frame: Frame, ahead: Sequence[Frame] = ()) -> Any: ...
 
 
@@ -95,14 +118,33 @@ def _measure(video: Path, seconds: Fraction, tracker: Callable[[], Tracker]) -> 
     try:
         frame_seconds = 1 / source.average_rate
         pins: dict[int, tuple[float, float]] = {}
+        seeds: dict[int, TargetSeed] = {}
+        seed = _first_lock(video, seconds, tracker)
         for border, frames in _before_borders(source, seconds, frame_seconds):
-            pin = _pin(frames, tracker())
-            if pin is not None:
-                pins[border] = pin
+            follower = tracker()
+            if seed is not None:
+                follower.gate.resume(seed.look, seed.box, seed.missing(frames[0].time, frame_seconds))
+            found = _pin(frames, follower)
+            if found is not None:
+                pins[border], seed = found
+                seeds[border] = seed
     finally:
         source.close()
-    log.info("crop pre-pass: %d border pin(s) in %s", len(pins), video)
-    return BorderPins(seconds, frame_seconds, pins)
+    log.info("target pre-pass: %d border pin(s) in %s", len(pins), video)
+    return BorderPins(seconds, frame_seconds, pins, seeds)
+
+
+def _first_lock(video: Path, seconds: Fraction, tracker: Callable[[], Tracker]) -> TargetSeed | None:
+    """The target as the job locks it (first frame rule, `--target`), looked for until the first border."""
+    follower = tracker()
+    with VideoSource(video) as source:
+        for frame in output_frames(source, "video", Fraction(0)):
+            if frame.time >= seconds:
+                return None
+            if follower.observe(frame) is not None:
+                assert follower.gate.look is not None and follower.gate.box is not None
+                return TargetSeed(follower.gate.look, follower.gate.box, frame.time)
+    return None
 
 
 def _before_borders(source: VideoSource, seconds: Fraction, frame_seconds: Fraction) -> Iterator[tuple[int, list[Frame]]]:
@@ -148,15 +190,18 @@ def _before_borders(source: VideoSource, seconds: Fraction, frame_seconds: Fract
         border += 1
 
 
-def _pin(frames: list[Frame], tracker: Tracker) -> tuple[float, float] | None:
-    """The mean centre of the target's landmark box on these frames, tracked from scratch."""
+def _pin(frames: list[Frame], tracker: Tracker) -> tuple[tuple[float, float], TargetSeed] | None:
+    """The mean centre of the target's landmark box on these frames, and the gate's state after the last sighting."""
     centres = []
+    seed = None
     for k, frame in enumerate(frames):
         found = tracker.observe(frame, frames[k + 1 :])
         if found is not None:
             x0, y0, x1, y1 = (float(v) for v in found.box)
             centres.append(((x0 + x1) / 2, (y0 + y1) / 2))
-    if not centres:
+            assert tracker.gate.look is not None and tracker.gate.box is not None
+            seed = TargetSeed(tracker.gate.look, tracker.gate.box, frame.time)
+    if not centres or seed is None:
         return None
     x, y = np.mean(np.array(centres), axis=0)
-    return float(x), float(y)
+    return (float(x), float(y)), seed

@@ -23,7 +23,7 @@ from lipstream.models.face_types import Detection, FaceDetector, Landmarks
 from lipstream.models.facemesh import FaceMesh, FaceRoi, warp_crop, warp_crop_i420
 from lipstream.stream.frames import Face, Frame, Window
 
-from .borders import BorderPins, border_pins
+from .borders import BorderPins, TargetSeed, border_pins
 from .crop import CropSmoother
 from .identity import IdentityGate, box_of, choose_initial, signature
 from .models import FaceModels, face_models, fit_mesh
@@ -165,6 +165,7 @@ class FaceStage:
         self.config = config
         self.segment_seconds = segment_seconds
         self._pins: BorderPins | None = None
+        self._seed: TargetSeed | None = None  # the pre-pass's lock at this segment's border
         self.models = models or FaceModels()
         # torch models run on their device's executor; the embedded TFLite ones on the stage's own thread
         self.device: str | None = self.models.device
@@ -181,9 +182,16 @@ class FaceStage:
         if self.segment_seconds is not None:
             self._pins = border_pins(video, self.segment_seconds, lambda: FaceTracker(self.config, self.models), (self.config, id(self.models.detector)))
 
+    def enter(self, segment: int) -> None:
+        """This stage (fresh) is about to process segment `segment`: take up the target's lock at its border."""
+        self._seed = None if self._pins is None else self._pins.seeds.get(segment)
+
     def __call__(self, window: Window) -> Window:
         if self._tracker is None:
             self._tracker = FaceTracker(self.config, self.models)
+            if self._seed is not None and self._pins is not None:
+                missing = self._seed.missing(window.frames[0].time, self._pins.frame_seconds)
+                self._tracker.gate.resume(self._seed.look, self._seed.box, missing)
             self._smoother = CropSmoother(window.frames[0].size, self.config.crop)
         assert self._smoother is not None
         new = [f for f in window.frames if f.index not in self._observed]

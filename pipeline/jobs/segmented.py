@@ -1,9 +1,11 @@
 """Run a job segment by segment: fresh stages per segment, one runner pass each, into an `Output`.
 
-The frames are decoded once, in order (`SegmentSplitter`); each segment gets
+The frames are decoded in order (`SegmentSplitter`), from the first segment
+wanted (seeking past finished ones where the file allows); each segment gets
 newly built stages (models are cached per process, so building is cheap),
 prepared on the whole file when the video is one (`prepare(video)`: a look
-over the input, the same for every segment) and a runner pass over its
+over the input, the same for every segment), told which segment it is
+(`enter(index)`) and a runner pass over its
 warm-up, own and lookahead frames; only its own frames reach the output.
 What reaches the sink is counted here (frames with a target face, frames an
 engine edited), where every engine's work ends; the stages' own `report()`s
@@ -154,6 +156,10 @@ async def run_segments(
                 prepare = getattr(stage, "prepare", None)
                 if prepare is not None:
                     await _blocking(prepare, video_file)
+        for stage in stages:
+            enter = getattr(stage, "enter", None)
+            if enter is not None:
+                enter(segment.index)
         await _blocking(output.begin, segment)
         writer = _SegmentWriter(segment, segments, output, tally)
         await Runner(stages, queue_size=config.window.queue_size).run(

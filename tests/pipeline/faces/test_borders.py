@@ -3,6 +3,7 @@
 import asyncio
 from fractions import Fraction
 
+import av
 import numpy as np
 import pytest
 
@@ -12,7 +13,10 @@ from lipstream.pipeline.faces.borders import BorderPins
 from lipstream.pipeline.jobs.segmented import run_segments
 from lipstream.stream.audio import AudioInput
 from lipstream.stream.source import VideoSource
-from segment_media import FPS, SEGMENT, twelve_seconds
+from face_scenes import canvas, face_patch, paste
+from lipstream.config import FaceConfig, Target
+from media import tone_samples, write_wav
+from segment_media import FPS, SECONDS, SEGMENT, twelve_seconds
 
 
 def test_the_crop_starts_on_the_pin_and_glides_to_the_next():
@@ -44,7 +48,7 @@ class CropTrack:
 
     def write(self, frames, faces, edited):
         for frame in frames:
-            x0, y0, x1, y1 = frame.face.crop
+            x0, y0, x1, y1 = frame.face.crop if frame.face is not None else (np.nan,) * 4
             self.centres.append(((x0 + x1) / 2, (y0 + y1) / 2))
         return b""
 
@@ -58,15 +62,19 @@ class CropTrack:
         pass
 
 
-def crop_steps(video, audio, seconds):
-    plan = build_stages(SyncConfig(engine="faces", segment=SegmentConfig(seconds=seconds)))
+def crop_centres(video, audio, seconds, face=FaceConfig()):
+    plan = build_stages(SyncConfig(engine="faces", segment=SegmentConfig(seconds=seconds), face=face))
     speech, source, track = AudioInput(audio), VideoSource(video), CropTrack()
     try:
         asyncio.run(run_segments(plan, source, speech, track, total_frames=None, audio_end=lambda end: end, video_file=video))
     finally:
         source.close()
         speech.close()
-    return np.hypot(*np.diff(np.array(track.centres), axis=0).T)
+    return np.array(track.centres)
+
+
+def crop_steps(video, audio, seconds):
+    return np.hypot(*np.diff(crop_centres(video, audio, seconds), axis=0).T)
 
 
 @pytest.mark.slow
@@ -80,3 +88,34 @@ def test_no_crop_jump_at_segment_borders(tmp_path):
     # a still face gets a still crop in each segment and a jump of several pixels between them
     assert steps[borders].max() <= inside.max() + 1.0
     assert steps.max() <= 4.0
+
+
+def speaker_walks_away(path):
+    """The chosen speaker walks from the top left to the top right in the first 4 s; another
+    face sits still at the bottom left, nearer the speaker's starting point than the speaker is later."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = 640, 480, "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": "16", "g": str(2 * FPS)}
+        for i in range(SECONDS * FPS):
+            picture = canvas((640, 480))
+            paste(picture, face_patch("astronaut"), (170, 370), 200)
+            x = 110 + 420 * min(i / (SEGMENT * FPS), 1.0)
+            paste(picture, face_patch("woman"), (x, 120), 170)
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, FPS)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+@pytest.mark.slow
+def test_a_segment_keeps_the_target_the_previous_one_followed(tmp_path):
+    video = speaker_walks_away(tmp_path / "walk.mp4")
+    audio = write_wav(tmp_path / "tone.wav", tone_samples(SECONDS))
+    centres = crop_centres(video, audio, SEGMENT, FaceConfig(target=Target(110, 120)))
+    # the last segment starts fresh 16 frames (4 s) before it, when the speaker is already at the right:
+    # by the first-frame rule it would take the face nearest (110, 120), the other person
+    assert np.all(np.hypot(centres[-SEGMENT * FPS :, 0] - 530, centres[-SEGMENT * FPS :, 1] - 120) < 60)
