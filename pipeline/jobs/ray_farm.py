@@ -2,8 +2,8 @@
 
 Ray is imported here only, and only when asked for (`--ray`, `batch --ray`):
 without the `ray` extra that is one clear error. An address that does not
-answer is found with a short TCP connect before Ray is asked (Ray itself
-would retry for a minute). One actor runs per worker slot (a CPU, or a GPU
+answer is found with a short TCP connect before Ray is asked, and a peer
+that answers but is not Ray gets about as long (Ray would retry for 20 s). One actor runs per worker slot (a CPU, or a GPU
 with `--device cuda*`, `num_gpus=1` each); models load once per actor
 process, as in any process. A worker that dies is restarted and its task
 retried (`retries`); a task that raises sends its error back as it is.
