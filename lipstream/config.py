@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
@@ -141,6 +142,11 @@ class SegmentConfig:
     def __post_init__(self) -> None:
         if not (math.isfinite(self.seconds) and self.seconds >= 0.1) or self.warmup < 0:
             raise InputError(f"segments must last at least 0.1 s with warm-up >= 0 frames, got {self.seconds} s, {self.warmup}")
+
+    @property
+    def span(self) -> Fraction:
+        """`seconds` as the exact fraction the segment plan and the crop pins both use."""
+        return Fraction(self.seconds).limit_denominator(1000)
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,10 @@ def _clock(seconds: float | None) -> str:
 class Console:
     """Writes progress and results to stderr; never touches stdout (it may carry video)."""
 
-    def __init__(self, json_lines: bool, stream: TextIO = sys.stderr, min_interval: float = 0.2) -> None:
+    def __init__(self, json_lines: bool, stream: TextIO | None = None, min_interval: float = 0.2) -> None:
         self.json = json_lines
-        self.stream = stream
-        self.tty = stream.isatty()
+        self.stream = stream if stream is not None else sys.stderr  # looked up now: a caller may have redirected it
+        self.tty = self.stream.isatty()
         self.min_interval = min_interval
         self._last = 0.0
         self._drawn = False

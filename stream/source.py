@@ -12,6 +12,7 @@ truncated file no longer holds, so the job can say how much was lost.
 
 from __future__ import annotations
 
+import bisect
 import logging
 from array import array
 from fractions import Fraction
@@ -61,6 +62,8 @@ class VideoSource:
         self.rotation = 0  # known after the first decoded frame
         self._start: int | None = self._stream.start_time
         self._pts = array("q")  # pts of every frame seen going forward; only backward reads need it
+        self._index: list[int] | None = None  # from the packets: [] when not trustworthy (see frame_index)
+        self._keyframes: list[int] = []  # frame numbers of the keyframes, with the index
         duration = self._stream.duration
         self.duration: Fraction | None = duration * self.time_base if duration else (
             Fraction(self._container.duration, av.time_base) if self._container.duration else None
@@ -112,17 +115,71 @@ class VideoSource:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def forward(self) -> Iterator[DecodedFrame]:
-        """Every frame once, in presentation order."""
+    def frame_index(self) -> list[int] | None:
+        """Every frame's pts in presentation order, from the packets alone (no decoding), or None when
+        they cannot be trusted to match what decoding gives (a pipe, packets without or with repeated
+        pts, fewer packets than the index declares): then only decoding from the start is exact."""
+        if not self.seekable:
+            return None
+        if self._index is not None:
+            return self._index or None
+        found: list[int] = []
+        keys: list[int] = []
+        try:
+            with open_container(self._source, "video") as container:
+                stream = container.streams.video[0]
+                for packet in container.demux(stream):
+                    if packet.size == 0:
+                        continue
+                    if packet.pts is None:
+                        found = []
+                        break
+                    found.append(packet.pts)
+                    if packet.is_keyframe:
+                        keys.append(packet.pts)
+        except (av.error.FFmpegError, MediaError):
+            found = []
+        found.sort()
+        position = {pts: k for k, pts in enumerate(found)}
+        self._keyframes = sorted(position[pts] for pts in keys if pts in position)
+        if self._start is None and found:
+            self._start = found[0]  # what the first decoded frame would have set
+        start = self._start if self._start is not None else 0
+        clean = bool(found) and len(set(found)) == len(found) and (not self.declared_frames or len(found) == self.declared_frames)
+        self._index = [pts - start for pts in found] if clean else []
+        return self._index or None
+
+    def keyframe_before(self, index: int) -> int:
+        """The number of the last keyframe at or before frame `index` (where decoding after a seek to it begins)."""
+        self.frame_index()
+        return self._keyframes[bisect.bisect_right(self._keyframes, index) - 1] if self._keyframes and index >= self._keyframes[0] else 0
+
+    def forward(self, start: int = 0) -> Iterator[DecodedFrame]:
+        """Every frame once, in presentation order; from frame `start` on, after a seek, when `frame_index()` holds.
+
+        Seeking lands on the keyframe at or before the frame and decodes up to it, so the frames
+        from `start` on are the ones decoding from the beginning gives (the index tells their number).
+        """
         index = 0
         last_pts: int | None = None
+        first = True
+        known = self.frame_index() if start > 0 else None
+        if known is not None and start < len(known):
+            self._pts = array("q", known[:start])
+            index, last_pts = start, known[start - 1]
+            self._container.seek(self._absolute(known[start]), stream=self._stream, backward=True, any_frame=False)
+        else:
+            known = None  # from the beginning: nothing to check against
         for frame in self._decode(forward=True):
             pts = self._relative_pts(frame, last_pts)
             if last_pts is not None and pts <= last_pts:
                 log.debug("dropping frame with non-increasing pts %s after %s", pts, last_pts)
                 continue
-            if index == 0:
+            if known is not None and (index >= len(known) or pts != known[index]):
+                raise MediaError(f"{self.name}: frame {index} decoded after a seek is not the one the index names; re-encode the file")
+            if first:
                 self.rotation = int(frame.rotation or 0) % 360
+                first = False
             self._pts.append(pts)
             last_pts = pts
             yield index, pts, frame

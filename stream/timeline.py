@@ -72,12 +72,36 @@ def video_end(limit: Fraction | None, ending: Ending, last_time: Fraction, frame
     return end if limit is None else min(end, limit)
 
 
-def output_frames(source: VideoSource, fit: Fit, audio_duration: Fraction, ending: Ending | None = None) -> Iterator[Frame]:
-    """The output video as frames with output timing, stopping at the policy's limit (noted in `ending`)."""
+def start_frame(source: VideoSource, time: Fraction, lead: int = 0) -> int:
+    """The frame to start decoding at so that `lead` frames come before the first one shown at or after
+    output `time`; 0 (the beginning) when the file has no trustworthy index or `time` is past its
+    forward pass (ping-pong, held frames)."""
+    index = source.frame_index()
+    if index is None or time <= 0:
+        return 0
+    retimer = Retimer(source.nominal_step)
+    for k, pts in enumerate(index):
+        _, out = retimer.place(pts)
+        if out * source.time_base >= time:
+            return max(0, k - lead)
+    return 0
+
+
+def output_frames(
+    source: VideoSource, fit: Fit, audio_duration: Fraction, ending: Ending | None = None, start: int = 0
+) -> Iterator[Frame]:
+    """The output video as frames with output timing, stopping at the policy's limit (noted in `ending`).
+
+    `start` (see `start_frame`): begin at that frame, seeking; the frames, their numbers and times
+    are the ones a run from the beginning gives from there on.
+    """
     limit = video_limit(fit, audio_duration)
     stop_pts = None if limit is None else limit / source.time_base
     retimer = Retimer(source.nominal_step)
     ending = ending if ending is not None else Ending()
+    if start:
+        for pts in (source.frame_index() or [])[:start]:
+            retimer.place(pts)
 
     def emit(decoded: DecodedFrame) -> Frame | None:
         src_index, src_pts, av_frame = decoded
@@ -88,7 +112,7 @@ def output_frames(source: VideoSource, fit: Fit, audio_duration: Fraction, endin
         return Frame(index, pts, source.time_base, src_index, av_frame, source.rotation)
 
     last: DecodedFrame | None = None
-    for decoded in source.forward():
+    for decoded in source.forward(start):
         frame = emit(decoded)
         if frame is None:
             return

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from lipstream.config import DETECTORS, FaceConfig, Target
 from lipstream.errors import InputError
+
+if TYPE_CHECKING:
+    from lipstream.pipeline.jobs.ray_farm import RayOptions
+
+RAY_EXTRA = "pip install 'lipstream[ray]'"
 
 
 def positive(text: str) -> int:
@@ -55,6 +61,22 @@ def target(text: str) -> Target:
         return Target(x, y, float(when) if when else 0.0)
     except (ValueError, InputError):
         raise argparse.ArgumentTypeError(f"expected X,Y or X,Y@SECONDS (frame pixels, seconds >= 0), got {text!r}") from None
+
+
+def add_ray_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """`--ray [ADDRESS] --workers N --retries N`, shared by sync and batch."""
+    parser.add_argument(
+        "--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+        help=f"run {what} on Ray: a local Ray on this machine, or the cluster at ADDRESS (HOST:PORT, ray://HOST:PORT, auto); needs {RAY_EXTRA}",
+    )
+    parser.add_argument("--workers", type=positive, default=None, help="Ray actors (default: one per CPU of the cluster, or per GPU with --device cuda)")
+    parser.add_argument("--retries", type=non_negative, default=2, help="times a job or a dead worker's task is tried again (default: %(default)s)")
+
+
+def ray_options(args: argparse.Namespace) -> RayOptions:
+    from lipstream.pipeline.jobs.ray_farm import RayOptions
+
+    return RayOptions(address=args.ray, workers=args.workers, retries=args.retries)
 
 
 def add_face_options(parser: argparse.ArgumentParser) -> None:

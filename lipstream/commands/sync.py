@@ -12,7 +12,7 @@ from lipstream.console import Console
 from lipstream.errors import InputError, Interrupted, OutputError
 from lipstream.pipeline.engines import AUTO, ENGINES
 
-from ._args import add_face_options, bit_rate, face_config, non_negative, positive, seconds
+from ._args import add_face_options, add_ray_options, bit_rate, face_config, non_negative, positive, ray_options, seconds
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -38,6 +38,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     sync.add_argument("--quality", choices=QUALITIES, default="balanced", help="retalking: fast generates at reduced size and rate (~3-4x faster); best is VideoReTalking's recipe (GPEN references, GFPGAN mouth; needs their checkpoints)")
     sync.add_argument("--enhance", choices=ENHANCES, default="auto", help="restore the re-drawn mouth with GPEN-BFR-512 or GFPGAN (wav2lip, retalking; needs the checkpoint and ParseNet-latest.pth); auto: GFPGAN for retalking best, else none")
     add_face_options(sync)
+    add_ray_options(sync, "the segments")
     sync.add_argument("--json", action="store_true", help="JSON lines on stderr instead of a progress bar")
     sync.set_defaults(handler=run)
 
@@ -68,8 +69,15 @@ def run(args: argparse.Namespace, console: Console) -> int:
     video = sys.stdin.buffer if args.video == "-" else Path(args.video)
     audio = sys.stdin.buffer if args.audio == "-" else Path(args.audio)
     output = sys.stdout.buffer if args.output == "-" else Path(args.output)
+    farm = None
+    if args.ray is not None:
+        from lipstream.pipeline.jobs.ray_farm import RayFarm, connect
+
+        options = ray_options(args)
+        connect(options)  # a missing extra or an unreachable address is one line before any work
+        farm = RayFarm(options)
     try:
-        result = interrupt.run(run_sync(video, audio, output, config, on_progress=console.progress))
+        result = interrupt.run(run_sync(video, audio, output, config, on_progress=console.progress, farm=farm))
     except Interrupted as exc:
         if args.resume:
             kept = "the finished segments are kept: run the same command with --resume to continue"

@@ -29,11 +29,18 @@ class CropSmoother:
         self.config = config
         self._state: np.ndarray | None = None  # (cx, cy, side)
 
-    def update(self, owned: Sequence[np.ndarray | None], context: Sequence[np.ndarray | None] = ()) -> list[Box | None]:
+    def update(
+        self,
+        owned: Sequence[np.ndarray | None],
+        context: Sequence[np.ndarray | None] = (),
+        anchors: Sequence[tuple[float, float, float] | None] = (),
+    ) -> list[Box | None]:
         """Crops for the `owned` frames (None where there is no face).
 
         `context` boxes (frames after the owned ones) widen the proposal so the
-        crop starts moving before the face gets there.
+        crop starts moving before the face gets there. `anchors[k]` = (x, y, w)
+        pulls owned frame k's centre a share w of the way to (x, y) (segment
+        borders, see `borders.py`); the smoother's own path is not changed.
         """
         boxes = [b for b in (*owned, *context) if b is not None]
         if not boxes:
@@ -48,6 +55,11 @@ class CropSmoother:
         for k, box in enumerate(owned):
             t = (k + 1) / len(owned)
             state = previous + (target - previous) * t
+            anchor = anchors[k] if k < len(anchors) else None
+            if anchor is not None:
+                x, y, weight = anchor
+                state = state.copy()
+                state[:2] += weight * (np.array([x, y]) - state[:2])
             crops.append(None if box is None else self._contain_and_clamp(state, box))
         self._state = target
         return crops

@@ -131,3 +131,8 @@ class IdentityGate:
 
     def miss(self) -> None:
         self.missing += 1
+
+    def resume(self, look: Signature, box: np.ndarray, missing: int) -> None:
+        """Take up a target last seen `missing` frames ago with this look and box (a segment that starts
+        fresh continuing the pre-pass's lock): any face that looks like it is accepted, wherever it went."""
+        self.look, self.box, self.velocity, self.missing = look, np.asarray(box, float).copy(), np.zeros(2), max(missing, 1)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
+from fractions import Fraction
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -21,6 +23,7 @@ from lipstream.models.face_types import Detection, FaceDetector, Landmarks
 from lipstream.models.facemesh import FaceMesh, FaceRoi, warp_crop, warp_crop_i420
 from lipstream.stream.frames import Face, Frame, Window
 
+from .borders import BorderPins, TargetSeed, border_pins
 from .crop import CropSmoother
 from .identity import IdentityGate, box_of, choose_initial, signature
 from .models import FaceModels, face_models, fit_mesh
@@ -151,10 +154,18 @@ class FaceStage:
     name = "face"
 
     def __init__(
-        self, config: FaceConfig = FaceConfig(), window: WindowConfig = WindowConfig(), models: FaceModels | None = None
+        self,
+        config: FaceConfig = FaceConfig(),
+        window: WindowConfig = WindowConfig(),
+        models: FaceModels | None = None,
+        segment_seconds: Fraction | None = None,
     ) -> None:
-        """`models`: official detector / FAN from `faces.models.face_models`; the embedded ones by default."""
+        """`models`: official detector / FAN from `faces.models.face_models`; the embedded ones by default.
+        `segment_seconds`: the job's segment length, whose borders `prepare` pins the crop at."""
         self.config = config
+        self.segment_seconds = segment_seconds
+        self._pins: BorderPins | None = None
+        self._seed: TargetSeed | None = None  # the pre-pass's lock at this segment's border
         self.models = models or FaceModels()
         # torch models run on their device's executor; the embedded TFLite ones on the stage's own thread
         self.device: str | None = self.models.device
@@ -166,9 +177,21 @@ class FaceStage:
         self._final: dict[int, Face | None] = {}
         self._run = 1 << 30  # face frames in a row before the next owned frame
 
+    def prepare(self, video: Path) -> None:
+        """Pin the crop at the segment borders (a pre-pass over the file, once per process), so segments meet smoothly."""
+        if self.segment_seconds is not None:
+            self._pins = border_pins(video, self.segment_seconds, lambda: FaceTracker(self.config, self.models), (self.config, id(self.models.detector)))
+
+    def enter(self, segment: int) -> None:
+        """This stage (fresh) is about to process segment `segment`: take up the target's lock at its border."""
+        self._seed = None if self._pins is None else self._pins.seeds.get(segment)
+
     def __call__(self, window: Window) -> Window:
         if self._tracker is None:
             self._tracker = FaceTracker(self.config, self.models)
+            if self._seed is not None and self._pins is not None:
+                missing = self._seed.missing(window.frames[0].time, self._pins.frame_seconds)
+                self._tracker.gate.resume(self._seed.look, self._seed.box, missing)
             self._smoother = CropSmoother(window.frames[0].size, self.config.crop)
         assert self._smoother is not None
         new = [f for f in window.frames if f.index not in self._observed]
@@ -179,7 +202,8 @@ class FaceStage:
         owned = window.owned
         after = window.frames[window.own_stop :]
         obs = [self._observed[f.index] for f in owned]
-        crops = self._smoother.update([o.box if o else None for o in obs], [self._box(f) for f in after])
+        anchors = [self._pins.anchor(f.time) for f in owned] if self._pins is not None else []
+        crops = self._smoother.update([o.box if o else None for o in obs], [self._box(f) for f in after], anchors)
         present_after = [self._observed[f.index] is not None for f in after]
         for k, (frame, o, crop) in enumerate(zip(owned, obs, crops)):
             if o is None or crop is None:
@@ -232,7 +256,7 @@ class FaceStage:
 
 def face_stage(config: SyncConfig) -> FaceStage:
     """The face stage of a lip-sync job, with the detector and landmark models its options name."""
-    return FaceStage(config.face, config.window, face_models(config.face, config.device, config.weights))
+    return FaceStage(config.face, config.window, face_models(config.face, config.device, config.weights), config.segment.span)
 
 
 def _faces_ahead(present: list[bool]) -> int:

@@ -1,9 +1,11 @@
 """Run a job segment by segment: fresh stages per segment, one runner pass each, into an `Output`.
 
-The frames are decoded once, in order (`SegmentSplitter`); each segment gets
+The frames are decoded in order (`SegmentSplitter`), from the first segment
+wanted (seeking past finished ones where the file allows); each segment gets
 newly built stages (models are cached per process, so building is cheap),
 prepared on the whole file when the video is one (`prepare(video)`: a look
-over the input, the same for every segment) and a runner pass over its
+over the input, the same for every segment), told which segment it is
+(`enter(index)`) and a runner pass over its
 warm-up, own and lookahead frames; only its own frames reach the output.
 What reaches the sink is counted here (frames with a target face, frames an
 engine edited), where every engine's work ends; the stages' own `report()`s
@@ -23,7 +25,7 @@ from lipstream.errors import MediaError
 from lipstream.stream.audio import AudioFeed, AudioInput
 from lipstream.stream.frames import Frame, Window
 from lipstream.stream.source import VideoSource
-from lipstream.stream.timeline import Ending, output_frames, video_end, video_limit
+from lipstream.stream.timeline import Ending, output_frames, start_frame, video_end, video_limit
 from lipstream.stream.windows import frame_windows
 
 from ..engines import Plan
@@ -80,8 +82,7 @@ def segment_plan(plan: Plan) -> SegmentPlan:
     """Segment length from the config; warm-up at least the windows' overlap; lookahead the context after a frame."""
     config = plan.config
     overlap = config.window.overlap
-    seconds = Fraction(config.segment.seconds).limit_denominator(1000)
-    return SegmentPlan(seconds, warmup=max(config.segment.warmup, overlap), lookahead=overlap - overlap // 2)
+    return SegmentPlan(config.segment.span, warmup=max(config.segment.warmup, overlap), lookahead=overlap - overlap // 2)
 
 
 async def run_segments(
@@ -96,17 +97,23 @@ async def run_segments(
     check: Callable[[Tally, Fraction], None] | None = None,
     audio_end: Callable[[Fraction], Fraction],
     video_file: Path | None = None,
+    first: int = 0,
+    until: int | None = None,
 ) -> Outcome:
     """Process every segment into `output`, then finish it (`check` may refuse first: nothing is published).
 
-    `video_file`: the input as a file, for stages that look over it first.
+    `video_file`: the input as a file, for stages that look over it first;
+    `first`, `until`: the segments wanted, from `first` (the ones before it are finished, or are
+    another worker's: decoding starts at the keyframe before `first`'s warm-up where the file
+    allows, its own first frame when it is finished too) to `until`.
     """
     config = plan.config
     ending = Ending()
-    frames = output_frames(source, config.fit, audio.duration, ending)
     segments = segment_plan(plan)
+    start = 0
+    if first > 0 and video_file is not None:
+        start = start_frame(source, segments.start_of(first), 0 if output.skip(first) else segments.warmup)
     stop = threading.Event()  # set when the job is cancelled: threads give up what they can
-    splitter = SegmentSplitter(frames, segments, skip=output.skip, stop=stop.is_set)
     seconds_per_frame = 1 / source.average_rate if source.average_rate else Fraction(1, 25)
     history = 2 * config.window.audio_margin + float((segments.warmup + config.window.size) * seconds_per_frame)
     feed = AudioFeed(audio, history=history)
@@ -116,9 +123,18 @@ async def run_segments(
     stages = plan.stages
     fresh = True
     reports: list[tuple[int, dict[str, object]]] = []
+    passed = _passed_over(output, first if start else 0, tally, reports)
+    skipped_segments = passed
+    if tally.frames and on_progress is not None:
+        on_progress(meter.advance(tally.frames))
+    frames = output_frames(source, config.fit, audio.duration, ending, start)
+    splitter = SegmentSplitter(frames, segments, skip=output.skip, stop=stop.is_set, until=until)
     while True:
         segment = await _blocking(splitter.next_segment, stop=stop)
         for index, skipped in splitter.skipped:
+            if index < passed:
+                continue  # the warm-up frames before `first`: its segment was counted whole above
+            skipped_segments += 1
             entry = output.skipped(index)
             tally.frames += skipped
             if entry is not None:
@@ -140,6 +156,10 @@ async def run_segments(
                 prepare = getattr(stage, "prepare", None)
                 if prepare is not None:
                     await _blocking(prepare, video_file)
+        for stage in stages:
+            enter = getattr(stage, "enter", None)
+            if enter is not None:
+                enter(segment.index)
         await _blocking(output.begin, segment)
         writer = _SegmentWriter(segment, segments, output, tally)
         await Runner(stages, queue_size=config.window.queue_size).run(
@@ -168,7 +188,19 @@ async def run_segments(
     data = await _blocking(output.finish, end, audio_end(end), stop, stop=stop)
     if data and on_fragment is not None:
         await on_fragment(data)
-    return Outcome(tally, end, count + splitter.skipped_segments, splitter.skipped_segments, combine_reports(reports))
+    return Outcome(tally, end, count + skipped_segments, skipped_segments, combine_reports(reports))
+
+
+def _passed_over(output: Output, first: int, tally: Tally, reports: list[tuple[int, dict[str, object]]]) -> int:
+    """Count the finished segments before `first` that decoding starts after, from what the output recorded of them."""
+    for index in range(first):
+        entry = output.skipped(index)
+        if entry is not None:
+            tally.frames += entry.frames
+            tally.faces += entry.faces
+            tally.edited += entry.edited
+            reports.append((entry.frames, dict(entry.report)))
+    return first
 
 
 class _SegmentWriter:

@@ -80,9 +80,12 @@ class SegmentSplitter:
         plan: SegmentPlan,
         skip: Callable[[int], bool] = lambda index: False,
         stop: Callable[[], bool] = lambda: False,
+        until: int | None = None,
     ) -> None:
-        """`skip(index)`: that segment is finished already; `stop()`: give up decoding through finished ones (a cancel)."""
+        """`skip(index)`: that segment is finished already; `stop()`: give up decoding through finished ones (a cancel);
+        `until`: the last segment wanted (a worker's share ends there: nothing after it is decoded)."""
         self.plan = plan
+        self._until = until
         self._source = frames
         self._skip = skip
         self._stop = stop
@@ -100,6 +103,8 @@ class SegmentSplitter:
             if first is None:
                 return None
             index = self.plan.index_of(first.time)
+            if self._until is not None and index > self._until:
+                return None
             if not self._skip(index):
                 segment = Segment(index, first.index, iter(()))
                 segment.frames = self._frames(segment)

@@ -31,10 +31,11 @@ from lipstream.stream.source import VideoSource
 from lipstream.stream.timeline import audio_end, video_limit
 
 from ..engines import Plan, build_stages
-from ..progress import ProgressCallback
+from ..progress import ProgressCallback, ProgressMeter
 from ..runner import FragmentCallback
 from .outputs import Output, SegmentFiles, StreamOutput
-from .segmented import Tally, run_segments
+from .farm import Farm, FarmJob, SegmentsDone, segment_count
+from .segmented import Tally, run_segments, segment_plan
 from .segments import file_identity, run_key
 
 log = logging.getLogger(__name__)
@@ -98,18 +99,24 @@ async def run_sync(
     *,
     on_progress: ProgressCallback | None = None,
     on_fragment: FragmentCallback | None = None,
+    farm: Farm | None = None,
 ) -> JobResult:
-    """Lip-sync `video` to `audio` into `output` (a path, a pipe, or None for `on_fragment`)."""
+    """Lip-sync `video` to `audio` into `output` (a path, a pipe, or None for `on_fragment`).
+
+    `farm`: workers elsewhere (Ray) encode the segments; this run journals and joins them.
+    """
     if isinstance(output, Path):
         check_output(output, video, audio)
     if config.resume:
         _check_resumable(video, audio, output)
+    if farm is not None:
+        _check_farmable(video, audio, output)
     plan = await asyncio.to_thread(build_stages, config)
     new_audio = await _opened(AudioInput, audio)
     try:
         source = await _opened(VideoSource, video)
         try:
-            return await _run(plan, source, new_audio, video, audio, output, on_progress, on_fragment)
+            return await _run(plan, source, new_audio, video, audio, output, on_progress, on_fragment, farm)
         finally:
             source.close()
     finally:
@@ -125,6 +132,7 @@ async def _run(
     output: Path | BinaryIO | None,
     on_progress: ProgressCallback | None,
     on_fragment: FragmentCallback | None,
+    farm: Farm | None = None,
 ) -> JobResult:
     config = plan.config
     tracked = any(stage.name == "face" for stage in plan.stages)
@@ -138,9 +146,12 @@ async def _run(
     else:
         target = StreamOutput(output, new_audio, config.encode, rate=source.average_rate, traits=source.traits)
     success = False
+    peaks: list[int] = []
     try:
         if files is not None:
             _check_space(files.final, source, config, new_audio)
+        if farm is not None and files is not None:
+            peaks = await _farm_out(farm, files, plan, source, new_audio, video, audio, on_progress)
 
         def check(tally: Tally, video_end: Fraction) -> None:
             asked = asked_length(config, source, new_audio.duration)
@@ -163,6 +174,7 @@ async def _run(
             check=check,
             audio_end=lambda end: audio_end(config.fit, new_audio.duration, end),
             video_file=Path(video) if isinstance(video, (str, Path)) else None,
+            first=0 if files is None else _resume_point(files),
         )
         success = True
     except BaseException:
@@ -180,6 +192,7 @@ async def _run(
     if tracked and tally.faces == 0:
         warnings.append(f"no target face was found in {source.name}: nothing was re-animated (the output is the video with the new audio)")
     checkpoints = {name: [str(p) for p in paths] for name, paths in plan.found.files.items()}
+    stats = {**outcome.stats, **({"worker_peak_rss_mb": round(max(peaks) / 2**20, 1)} if peaks else {})}
     end = outcome.video_end
     return JobResult(
         tally.frames,
@@ -188,13 +201,13 @@ async def _run(
         output if isinstance(output, Path) else None,
         plan.engine.name,
         checkpoints,
-        outcome.stats,
+        stats,
         damaged_frames=source.damaged,
         faces=tally.faces,
         reanimated=tally.edited,
         tracked=tracked,
         segments=outcome.segments,
-        resumed=outcome.resumed,
+        resumed=files.resumed if farm is not None and files is not None else outcome.resumed,
         notes=target.notes,
         warnings=tuple(warnings),
     )
@@ -205,6 +218,52 @@ def _check_resumable(video: Source, audio: Source, output: Path | BinaryIO | Non
         raise InputError("--resume needs -o FILE: a pipe cannot be continued")
     if not isinstance(video, (str, Path)) or not isinstance(audio, (str, Path)):
         raise InputError("--resume needs VIDEO and AUDIO as files: standard input cannot be read again")
+
+
+def _resume_point(files: SegmentFiles) -> int:
+    """The segment decoding can start at: the first unfinished one, or the last one when every recorded one is finished."""
+    done = {index for index in files.journal.segments if files.skip(index)}
+    first = 0
+    while first in done:
+        first += 1
+    return min(first, max(done)) if done else 0
+
+
+def _check_farmable(video: Source, audio: Source, output: Path | BinaryIO | None) -> None:
+    if not isinstance(output, Path) or not isinstance(video, (str, Path)) or not isinstance(audio, (str, Path)):
+        raise InputError("segments on workers need VIDEO, AUDIO and -o OUT as files the workers can reach, not pipes")
+
+
+async def _farm_out(
+    farm: Farm,
+    files: SegmentFiles,
+    plan: Plan,
+    source: VideoSource,
+    audio: AudioInput,
+    video: Source,
+    speech: Source,
+    on_progress: ProgressCallback | None,
+) -> list[int]:
+    """Have the farm encode the segments the journal lacks, journaling each as it comes back; the workers' peak RSS."""
+    count = segment_count(expected_length(source, plan.config, audio.duration), segment_plan(plan))
+    if count == 0:
+        log.warning("the length of %s is not known before decoding; its segments are processed here, not on workers", source.name)
+    todo = tuple(index for index in range(count) if not files.skip(index))
+    peaks: list[int] = []
+    meter = ProgressMeter(estimate_frames(source, plan.config, audio.duration))
+
+    def record(done: SegmentsDone) -> None:
+        for entry in done.segments:
+            files.record(entry, done.time_base, done.notes)
+            if on_progress is not None:
+                on_progress(meter.advance(entry.frames))
+        peaks.append(done.peak_rss)
+
+    if todo:
+        # absolute paths: a worker on another machine does not share this process's folder
+        job = FarmJob(Path(video).resolve(), Path(speech).resolve(), files.final.resolve(), plan.config, todo)  # type: ignore[arg-type]
+        await farm.run(job, record)
+    return peaks
 
 
 def _check_space(final: Path, source: VideoSource, config: SyncConfig, audio: AudioInput) -> None:

@@ -1,6 +1,9 @@
+import hashlib
 from fractions import Fraction
 
-from lipstream.stream.timeline import Retimer, audio_end, video_limit
+from clips import sample_clip
+from lipstream.stream.source import VideoSource
+from lipstream.stream.timeline import Retimer, audio_end, output_frames, start_frame, video_limit
 
 
 def test_retimer_keeps_variable_deltas_forward_and_backward():
@@ -24,3 +27,18 @@ def test_length_policies():
     assert audio_end("video", a, v) == v
     assert audio_end("shortest", a, v) == v
     assert audio_end("shortest", Fraction(2), v) == 2
+
+
+def test_starting_at_a_frame_seeks_and_gives_the_frames_decoding_from_the_start_gives(tmp_path):
+    path = sample_clip(tmp_path / "gop.mp4", 40, every=2, fps=8, size=(136, 240), gop=8)  # a keyframe a second
+
+    def frames(start=None, lead=0):
+        with VideoSource(path) as source:
+            first = 0 if start is None else start_frame(source, start, lead)
+            return first, [(f.index, f.pts, hashlib.sha256(f.rgb().tobytes()).hexdigest()) for f in output_frames(source, "video", Fraction(0), None, first)]
+
+    _, whole = frames()
+    assert len(whole) == 40
+    first, tail = frames(Fraction(3), lead=5)  # frame 24 is at 3 s: start 5 before it, in the GOP of frame 16
+    assert first == 19 and tail == whole[19:]
+    assert frames(Fraction(99))[0] == 0  # past the file's frames: from the beginning

@@ -12,16 +12,23 @@ from lipstream.stream.audio import AudioInput
 from media import SAMPLE_AUDIO, SAMPLE_VIDEO, write_wav
 
 
-def sample_clip(path: Path, frames: int, *, every: int = 1, fps: int = 25) -> Path:
-    """`frames` frames of the sample (every `every`-th one) re-encoded at `fps`."""
+def sample_clip(path: Path, frames: int, *, every: int = 1, fps: int = 25, size: tuple[int, int] | None = None, gop: int | None = None) -> Path:
+    """`frames` frames of the sample (every `every`-th one, ping-ponged when it runs out) re-encoded at `fps`.
+
+    `size`: (width, height) to scale to; `gop`: frames between keyframes.
+    """
     with av.open(str(SAMPLE_VIDEO)) as source, av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=fps)
-        stream.options = {"preset": "ultrafast", "crf": "12"}
-        kept = (f for k, f in enumerate(source.decode(video=0)) if k % every == every - 1)
-        for i, frame in zip(range(frames), kept):
+        stream.options = {"preset": "ultrafast", "crf": "12", **({"g": str(gop)} if gop else {})}
+        pictures = [f.to_ndarray(format="rgb24", **({"width": size[0], "height": size[1]} if size else {})) for f in source.decode(video=0)]
+        kept = pictures[every - 1 :: every]
+        kept = kept + kept[-2:0:-1]
+        for i in range(frames):
+            rgb = kept[i % len(kept)]
             if i == 0:
-                stream.width, stream.height, stream.pix_fmt = frame.width, frame.height, "yuv420p"
-            picture = av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24"), format="rgb24")
+                stream.height, stream.width = rgb.shape[:2]
+                stream.pix_fmt = "yuv420p"
+            picture = av.VideoFrame.from_ndarray(rgb, format="rgb24")
             picture.pts, picture.time_base = i, Fraction(1, fps)
             for packet in stream.encode(picture):
                 out.mux(packet)

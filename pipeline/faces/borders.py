@@ -1,0 +1,207 @@
+"""Target and crop at segment borders: a cheap pre-pass so independently processed segments meet without a jump.
+
+Each segment starts its face stage fresh (what it writes depends only on the
+input), so its tracker would choose the target again by the first-frame rule
+(the largest face, or the one nearest `--target`, where the speaker may no
+longer be) and its crop smoother would start where its warm-up left it, not
+where the previous segment's crop ended: with a still face a few pixels
+apart, a jump at the border. The pre-pass locks the target as the job does,
+then on the few frames just before each border follows it by its look (the
+identity gate's state handed from border to border) and records where it is:
+the border's pin and the gate's state. Every worker computes the same pins
+from the same file. A segment's tracker takes up the gate's state of its
+border (so the lock continues), and around each border the crop centre
+glides to the pin over the last `glide` frames of one segment and starts
+exactly on it in the next, so the step across a border is no larger than the
+steps of the glide.
+
+Borders past the end of the file's forward pass (the ping-pong of `--fit
+audio`) get no pin; frames there keep the smoother's crop.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable, Hashable, Iterator, Protocol, Sequence
+
+import numpy as np
+
+from lipstream.stream.frames import Frame
+from lipstream.stream.source import VideoSource
+from lipstream.stream.timeline import output_frames, start_frame
+
+from .identity import IdentityGate, Signature
+
+log = logging.getLogger(__name__)
+
+PIN_FRAMES = 3  # frames before a border whose target centres make its pin
+GLIDE = 4  # frames on each side of a border over which the crop moves to and from the pin
+
+Anchor = tuple[float, float, float]  # (x, y, weight): pull the crop centre this far towards (x, y)
+
+
+@dataclass(frozen=True)
+class BorderPins:
+    """The crop centre at each border k (output time k * seconds), from the pre-pass."""
+
+    seconds: Fraction
+    frame_seconds: Fraction  # one frame's duration, to count the glide in frames
+    pins: dict[int, tuple[float, float]] = field(default_factory=dict)
+    seeds: dict[int, TargetSeed] = field(default_factory=dict)  # the target's lock at border k
+    glide: int = GLIDE
+
+    def anchor(self, time: Fraction) -> Anchor | None:
+        """Where a frame at `time` pulls its crop centre: fully onto a pin at a segment's first frame, fading over `glide` frames."""
+        k = math.floor(time / self.seconds)
+        since = float((time - k * self.seconds) / self.frame_seconds)  # 0 on a segment's first frame
+        until = float(((k + 1) * self.seconds - time) / self.frame_seconds)  # 1 on its last
+        reach = self.glide + 1
+        options = []
+        if k in self.pins and since < reach:
+            options.append((1 - since / reach, self.pins[k]))
+        if k + 1 in self.pins and until < reach:
+            options.append((1 - until / reach, self.pins[k + 1]))
+        if not options:
+            return None
+        weight, (x, y) = max(options)
+        return (x, y, weight)
+
+
+@dataclass(frozen=True)
+class TargetSeed:
+    """The identity gate's state where the pre-pass last saw the target: what a segment's tracker takes up."""
+
+    look: Signature
+    box: np.ndarray
+    time: Fraction  # of the frame it was seen on
+
+    def missing(self, time: Fraction, frame_seconds: Fraction) -> int:
+        """Frames between that sighting and `time`."""
+        return round(abs(time - self.time) / frame_seconds)
+
+
+class Tracker(Protocol):
+    gate: IdentityGate
+
+    def observe(self, frame: Frame, ahead: Sequence[Frame] = ()) -> Any: ...
+
+
+def border_pins(video: Path, seconds: Fraction, tracker: Callable[[], Tracker], settings: Hashable) -> BorderPins:
+    """The pins of every border of `video` cut into `seconds` segments (cached per process: every segment asks).
+
+    `tracker()` makes a fresh face tracker; `settings`: what decides its answers (part of the cache key).
+    """
+    key = (str(video.resolve()), video.stat().st_mtime_ns, seconds, settings)
+    with _LOCK:
+        cached = _CACHE.get(key)
+    if cached is not None:
+        return cached
+    pins = _measure(video, seconds, tracker)
+    with _LOCK:
+        _CACHE.clear()  # one file at a time is what a job or a worker's task needs
+        _CACHE[key] = pins
+    return pins
+
+
+_CACHE: dict[Any, BorderPins] = {}
+_LOCK = threading.Lock()
+
+
+def _measure(video: Path, seconds: Fraction, tracker: Callable[[], Tracker]) -> BorderPins:
+    source = VideoSource(video)
+    try:
+        frame_seconds = 1 / source.average_rate
+        pins: dict[int, tuple[float, float]] = {}
+        seeds: dict[int, TargetSeed] = {}
+        seed = _first_lock(video, seconds, tracker)
+        for border, frames in _before_borders(source, seconds, frame_seconds):
+            follower = tracker()
+            if seed is not None:
+                follower.gate.resume(seed.look, seed.box, seed.missing(frames[0].time, frame_seconds))
+            found = _pin(frames, follower)
+            if found is not None:
+                pins[border], seed = found
+                seeds[border] = seed
+    finally:
+        source.close()
+    log.info("target pre-pass: %d border pin(s) in %s", len(pins), video)
+    return BorderPins(seconds, frame_seconds, pins, seeds)
+
+
+def _first_lock(video: Path, seconds: Fraction, tracker: Callable[[], Tracker]) -> TargetSeed | None:
+    """The target as the job locks it (first frame rule, `--target`), looked for until the first border."""
+    follower = tracker()
+    with VideoSource(video) as source:
+        for frame in output_frames(source, "video", Fraction(0)):
+            if frame.time >= seconds:
+                return None
+            if follower.observe(frame) is not None:
+                assert follower.gate.look is not None and follower.gate.box is not None
+                return TargetSeed(follower.gate.look, follower.gate.box, frame.time)
+    return None
+
+
+def _before_borders(source: VideoSource, seconds: Fraction, frame_seconds: Fraction) -> Iterator[tuple[int, list[Frame]]]:
+    """(border, the frames shown in the `PIN_FRAMES` frame times before it) for each border in the file's forward pass.
+
+    With a trustworthy frame index each border's frames are reached by a seek (a GOP decoded per
+    border); otherwise the file is decoded once from the start.
+    """
+    reach = PIN_FRAMES * frame_seconds
+    if source.frame_index() is None:
+        recent: deque[Frame] = deque(maxlen=PIN_FRAMES)
+        border = 1
+        for frame in output_frames(source, "video", Fraction(0)):
+            while frame.time >= border * seconds:
+                if recent:
+                    yield border, list(recent)
+                    recent.clear()
+                border += 1
+            if frame.time >= border * seconds - reach:
+                recent.append(frame)
+        return
+    border = 1
+    frames_in = output_frames(source, "video", Fraction(0))  # from the start, unless a seek saves decoding
+    position = -1  # the last frame taken from `frames_in`
+    while True:
+        time = border * seconds
+        first = start_frame(source, time - reach)
+        if first == 0 and time > reach:
+            return  # the border is past the forward pass
+        if source.keyframe_before(first) > position + 1:  # a seek skips frames the pins do not need
+            frames_in, position = output_frames(source, "video", Fraction(0), None, first), first - 1
+        frames: list[Frame] = []
+        for frame in frames_in:
+            position = frame.index
+            if frame.time >= time:
+                break
+            if frame.time >= time - reach:
+                frames.append(frame)
+        else:
+            return  # the file ends before the border
+        if frames:
+            yield border, frames[-PIN_FRAMES:]
+        border += 1
+
+
+def _pin(frames: list[Frame], tracker: Tracker) -> tuple[tuple[float, float], TargetSeed] | None:
+    """The mean centre of the target's landmark box on these frames, and the gate's state after the last sighting."""
+    centres = []
+    seed = None
+    for k, frame in enumerate(frames):
+        found = tracker.observe(frame, frames[k + 1 :])
+        if found is not None:
+            x0, y0, x1, y1 = (float(v) for v in found.box)
+            centres.append(((x0 + x1) / 2, (y0 + y1) / 2))
+            assert tracker.gate.look is not None and tracker.gate.box is not None
+            seed = TargetSeed(tracker.gate.look, tracker.gate.box, frame.time)
+    if not centres or seed is None:
+        return None
+    x, y = np.mean(np.array(centres), axis=0)
+    return (float(x), float(y)), seed
