@@ -110,7 +110,6 @@ CASES = [
     ("wav2lip", "balanced", "env", (), {"wav2lip": ["env/wav2lip.pth"]}),
     ("wav2lip", "balanced", "cache", (), {"wav2lip_gan": ["cache/wav2lip_gan.pth"]}),
     ("wav2lip", "balanced", "flag", ("--enhance", "gpen"), {"gpen512": ["flag/GPEN-BFR-512.pth"], "parsenet": ["flag/ParseNet-latest.pth"]}),
-    ("wav2lip", "balanced", "env", ("--enhance", "gfpgan"), {"gfpgan_v1_4": ["env/GFPGANv1.4.pth"]}),
     ("retalking", "fast", "flag", (), {"lnet": ["flag/LNet.pth"], "dnet": ["flag/DNet.pt"]}),
     ("retalking", "balanced", "flag", (), {"enet": ["flag/ENet.pth", "flag/LNet.pth"]}),
     ("retalking", "best", "flag", (), {"gpen512": ["flag/GPEN-BFR-512.pth"], "gfpgan_v1_4": ["flag/GFPGANv1.4.pth"]}),
