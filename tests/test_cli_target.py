@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
+from clips import encode_rgb
 from face_scenes import canvas, face_patch, paste
 from media import SAMPLE_AUDIO, run_cli, video_frames, write_wav
 
@@ -29,21 +29,15 @@ def clip(tmp_path_factory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("two")
     video = folder / "two.mp4"
     woman, astronaut = face_patch("woman"), face_patch("astronaut")
-    with av.open(str(video), "w") as out:
-        stream = out.add_stream("libx264", rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
-        stream.options = {"preset": "ultrafast", "crf": "12"}
+    def pictures():  # type: ignore[no-untyped-def]
         for i in range(FRAMES):
             img = canvas()
             paste(img, woman, WOMAN[:2], WOMAN[2])
             if i >= FPS:
                 paste(img, astronaut, ASTRONAUT[:2], ASTRONAUT[2])
-            picture = av.VideoFrame.from_ndarray(img, format="rgb24")
-            picture.pts, picture.time_base = i, Fraction(1, FPS)
-            for packet in stream.encode(picture):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
+            yield img
+
+    encode_rgb(video, pictures(), FPS, {"crf": "12"})
     with av.open(str(SAMPLE_AUDIO)) as source:
         pcm = np.concatenate([f.to_ndarray().reshape(-1) for f in source.decode(audio=0)])
     return video, write_wav(folder / "speech.wav", pcm[: 2 * 16000].astype(np.float32) / 32768.0)

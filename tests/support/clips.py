@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+from typing import Iterable
 
 import av
 import numpy as np
@@ -17,14 +18,19 @@ def sample_clip(path: Path, frames: int, *, every: int = 1, fps: int = 25, size:
 
     `size`: (width, height) to scale to; `gop`: frames between keyframes.
     """
-    with av.open(str(SAMPLE_VIDEO)) as source, av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=fps)
-        stream.options = {"preset": "ultrafast", "crf": "12", **({"g": str(gop)} if gop else {})}
+    with av.open(str(SAMPLE_VIDEO)) as source:
         pictures = [f.to_ndarray(format="rgb24", **({"width": size[0], "height": size[1]} if size else {})) for f in source.decode(video=0)]
-        kept = pictures[every - 1 :: every]
-        kept = kept + kept[-2:0:-1]
-        for i in range(frames):
-            rgb = kept[i % len(kept)]
+    kept = pictures[every - 1 :: every]
+    kept = kept + kept[-2:0:-1]
+    return encode_rgb(path, (kept[i % len(kept)] for i in range(frames)), fps, {"crf": "12", **({"g": str(gop)} if gop else {})})
+
+
+def encode_rgb(path: Path, pictures: Iterable[np.ndarray], fps: int, options: dict[str, str] | None = None) -> Path:
+    """RGB pictures as an H.264 file at `fps` (frame i at i / fps), ultrafast; `options` add to the encoder's."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.options = {"preset": "ultrafast", **(options or {})}
+        for i, rgb in enumerate(pictures):
             if i == 0:
                 stream.height, stream.width = rgb.shape[:2]
                 stream.pix_fmt = "yuv420p"

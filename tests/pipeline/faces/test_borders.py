@@ -3,7 +3,6 @@
 import asyncio
 from fractions import Fraction
 
-import av
 import numpy as np
 import pytest
 
@@ -16,6 +15,7 @@ from lipstream.stream.source import VideoSource
 from face_scenes import canvas, face_patch, paste
 from lipstream.config import FaceConfig, Target
 from media import tone_samples, write_wav
+from clips import encode_rgb
 from segment_media import FPS, SECONDS, SEGMENT, twelve_seconds
 
 
@@ -93,21 +93,15 @@ def test_no_crop_jump_at_segment_borders(tmp_path):
 def speaker_walks_away(path):
     """The chosen speaker walks from the top left to the top right in the first 4 s; another
     face sits still at the bottom left, nearer the speaker's starting point than the speaker is later."""
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = 640, 480, "yuv420p"
-        stream.options = {"preset": "ultrafast", "crf": "16", "g": str(2 * FPS)}
+    def pictures():  # type: ignore[no-untyped-def]
         for i in range(SECONDS * FPS):
             picture = canvas((640, 480))
             paste(picture, face_patch("astronaut"), (170, 370), 200)
             x = 110 + 420 * min(i / (SEGMENT * FPS), 1.0)
             paste(picture, face_patch("woman"), (x, 120), 170)
-            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, FPS)
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
+            yield picture
+
+    encode_rgb(path, pictures(), FPS, {"crf": "16", "g": str(2 * FPS)})
     return path
 
 
