@@ -93,12 +93,14 @@ def test_list_shows_needs_and_found_files(tmp_path, env):
     assert data["engines"]["wav2lip"]["ready"] is False and data["auto"] == "exemplar"
     (found,) = data["checkpoints"]["syncnet_color"]["files"]
     assert found["path"] == str(tmp_path / "w" / "lipsync_expert.pth") and found["bytes"] == 10
+    assert data["checkpoints"]["gpen512"]["float16_on_cuda"] and not data["checkpoints"]["gfpgan_v1_4"]["float16_on_cuda"]
     human = weights("list", "--weights", tmp_path / "w", env=env)
     assert human.returncode == 0 and "score      needs syncnet_color: ready" in human.stdout
     assert "wav2lip    needs wav2lip_gan or wav2lip: missing wav2lip_gan or wav2lip" in human.stdout
     names = [line.split()[0] for line in human.stdout.splitlines() if line and not line[0].isspace()]
     assert names.count("enet") == 1, "each checkpoint is listed once, its files below it"
     assert "no implementation" not in human.stdout
+    assert "GPEN-BFR-512 face restoration; float16 on CUDA" in human.stdout
 
 
 def test_verify_reports_and_fails_on_a_bad_file(tmp_path, env):

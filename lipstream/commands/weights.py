@@ -141,6 +141,7 @@ def run_list(args: argparse.Namespace, console: Console) -> int:
             "kind": entry.kind,
             "num_params": entry.num_params,
             "licence": entry.licence,
+            "float16_on_cuda": entry.half,
             "files": files,
         }
     _print(data, lines, args.json)
