@@ -4,9 +4,19 @@ Signal handlers go in before anything else is imported (the builtin
 `_signal`, not `signal`, whose enum set-up alone takes milliseconds), so
 Ctrl-C or SIGTERM during start-up ends with one line and the documented
 code, not a traceback.
+
+Then, before any thread exists, glibc is held to two malloc arenas. By
+default every thread that allocates gets its own (up to 8 per core); the
+decoder's, encoder's and stages' threads then keep fragmented arenas whose
+resident size creeps up with a job's length. Measured with passthrough at
+320x180: peak RSS 140, 160 and 178 MB after 1, 3 and 10 minutes of video by
+default, 130, 133 and 135 MB with two arenas. A 1080x1920 exemplar job
+peaks 190 MB lower, at the same speed within noise. `MALLOC_ARENA_MAX` in
+the environment wins.
 """
 
 import _signal
+import os
 import sys
 
 _NAMES = {_signal.SIGINT: ("SIGINT", 130), _signal.SIGTERM: ("SIGTERM", 143)}
@@ -24,6 +34,20 @@ def _early(signum: int, frame: object) -> None:
 
 for _signum in _NAMES:
     _signal.signal(_signum, _early)
+
+
+def _few_malloc_arenas() -> None:
+    if "MALLOC_ARENA_MAX" in os.environ or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).mallopt(-8, 2)  # M_ARENA_MAX; a libc without mallopt (musl) has nothing to limit
+    except (OSError, AttributeError):
+        pass
+
+
+_few_malloc_arenas()
 
 
 def entry() -> None:
