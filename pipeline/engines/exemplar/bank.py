@@ -110,18 +110,18 @@ def cut_exemplar(rgb: np.ndarray, origin: tuple[int, int], landmarks: np.ndarray
     to_frame = _canonical_to_frame(frame)
     to_frame[:, 2] -= origin
     patch = cv2.warpAffine(rgb, to_frame, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
-    teeth, luma = _inside(patch, knots, centre, half)
-    quality = _quality(patch, knots, centre, half, xy, frame)
-    return Exemplar(patch, knots, centre, half, descriptor(knots, half), quality, index, _thumb(patch), teeth, luma)
+    grey, teeth = cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY), teeth_like(patch)
+    share, luma = _inside(grey, teeth, knots, centre, half)
+    quality = _quality(grey, teeth, knots, centre, half, xy, frame)
+    return Exemplar(patch, knots, centre, half, descriptor(knots, half), quality, index, _thumb(patch), share, luma)
 
 
-def _inside(patch: np.ndarray, knots: np.ndarray, centre: float, half: float) -> tuple[float, float]:
+def _inside(grey: np.ndarray, teeth: np.ndarray, knots: np.ndarray, centre: float, half: float) -> tuple[float, float]:
     """(teeth share, mean luminance) between the inner lips; NaN when fewer than `_LEAST_INSIDE` pixels show."""
     inner = _lip_rows(knots, centre, half, 1, 2)
     if inner.sum() < _LEAST_INSIDE:
         return math.nan, math.nan
-    grey = cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY)
-    return float(teeth_like(patch)[inner].mean()), float(grey[inner].mean())
+    return float(teeth[inner].mean()), float(grey[inner].mean())
 
 
 def _thumb(patch: np.ndarray) -> np.ndarray:
@@ -150,14 +150,14 @@ def teeth_like(rgb: np.ndarray) -> np.ndarray:
     return (hsv[..., 2] > 150) & (hsv[..., 1] < 80)
 
 
-def _quality(patch: np.ndarray, knots: np.ndarray, centre: float, half: float, xy: np.ndarray, frame: MouthFrame) -> float:
+def _quality(grey: np.ndarray, teeth: np.ndarray, knots: np.ndarray, centre: float, half: float, xy: np.ndarray, frame: MouthFrame) -> float:
     """0..1: sharp lips, a frontal face, neither dark nor blown out, lip contours on the lips.
 
     FaceMesh sometimes puts an inner lip contour on the teeth of a wide
     smile; such an exemplar would draw teeth where lips belong, so teeth
     inside its lip bands count against it.
+    `grey` and `teeth` (the `teeth_like` mask) are of the patch.
     """
-    grey = cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY)
     bands = _lip_bands(knots, centre, half)
     if not bands.any():
         return 0.0
@@ -171,7 +171,7 @@ def _quality(patch: np.ndarray, knots: np.ndarray, centre: float, half: float, x
     frontal = float(np.clip(1.0 - 2.0 * yaw, 0.0, 1.0))
     mean = float(grey.mean())
     exposure = float(np.clip(min(mean - 30.0, 225.0 - mean) / 50.0, 0.0, 1.0)) * float(1.0 - (grey >= 250).mean())
-    purity = float(np.clip(1.0 - 10.0 * teeth_like(patch)[bands].mean(), 0.0, 1.0))
+    purity = float(np.clip(1.0 - 10.0 * teeth[bands].mean(), 0.0, 1.0))
     return sharpness * frontal * exposure * purity
 
 

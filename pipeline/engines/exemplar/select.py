@@ -13,7 +13,6 @@ back to the re-articulated mouth).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -46,15 +45,12 @@ def shape_distance(target: np.ndarray, exemplars: Sequence[Exemplar], config: Se
     return np.abs(table - target[None, :]) @ np.asarray(config.weights)
 
 
-def _unusual(exemplars: Sequence[Exemplar], usual: tuple[float, float], config: SelectConfig) -> np.ndarray:
-    """How far each exemplar's inside of the mouth is from the usual look (0 where it can't tell)."""
+def _unusual(looks: np.ndarray, usual: tuple[float, float], config: SelectConfig) -> np.ndarray:
+    """How far each exemplar's inside of the mouth ((N, 2) teeth share, luminance) is from the usual
+    look (0 where it can't tell)."""
     teeth, luma = usual
-    return np.array(
-        [
-            0.0 if math.isnan(e.teeth) else config.teeth * abs(e.teeth - teeth) + config.luma * abs(e.luma - luma) / 255.0
-            for e in exemplars
-        ]
-    )
+    cost = config.teeth * np.abs(looks[:, 0] - teeth) + config.luma * np.abs(looks[:, 1] - luma) / 255.0
+    return np.nan_to_num(cost, nan=0.0)
 
 
 def _change(a: Exemplar, b: Exemplar, config: SelectConfig) -> float:
@@ -74,16 +70,19 @@ def choose(
     `typical(opening)` is the speaker's usual (teeth share, inner luminance) there, when known."""
     out: list[Exemplar | None] = [None] * len(targets)
     options: list[list[tuple[Exemplar, float]]] = []
+    blur = config.blur * (1.0 - np.array([e.quality for e in exemplars]))
+    openings = np.array([e.opening for e in exemplars])
+    looks = np.array([(e.teeth, e.luma) for e in exemplars]).reshape(-1, 2)
     for target in targets:
         if target is None or not exemplars or target[0] < config.least_opening:
             options.append([])
             continue
-        distance = shape_distance(target, exemplars, config) + config.blur * (1.0 - np.array([e.quality for e in exemplars]))
+        distance = shape_distance(target, exemplars, config) + blur
         reach = config.cover + config.relative * float(target[0])
         wide = config.least_share * float(target[0])
-        fits = (distance <= reach) & (np.array([e.opening for e in exemplars]) >= wide)
+        fits = (distance <= reach) & (openings >= wide)
         usual = None if typical is None else typical(float(target[0]))
-        cost = distance if usual is None else distance + _unusual(exemplars, usual, config)  # ranks, never excludes
+        cost = distance if usual is None else distance + _unusual(looks, usual, config)  # ranks, never excludes
         nearest = np.argsort(np.where(fits, cost, np.inf), kind="stable")[: config.candidates]
         options.append([(exemplars[i], float(cost[i])) for i in nearest if fits[i]])
     start = 0

@@ -51,21 +51,20 @@ class RefineReferences:
                 firsts[id(ref.image)] = (ref, frame.face.landmarks)
         if not firsts:
             return win
-        matrices, aligned, masks = [], [], []
+        marks, matrices, aligned = [], [], []
         for ref, landmarks in firsts.values():
             carried = apply(ref.matrix, np.asarray(landmarks, np.float64)[:, :2])
             matrix = similarity(mesh_five_points(carried), TEMPLATE_512)
+            marks.append(carried)
             matrices.append(matrix)
             aligned.append(cv2.warpAffine(ref.image, matrix, (SIZE, SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT))
-            height, width = ref.image.shape[:2]
-            masks.append(outline_mask(carried, (0, 0, width, height), self.feather, FACE_OVAL))
         restored = np.clip(np.rint(restore(self.gpen, np.stack(aligned), "gpen", self.batch_size)), 0, 255).astype(np.uint8)
         refined: dict[int, np.ndarray] = {}
-        for key, matrix, face, mask in zip(firsts, matrices, restored, masks):
+        for key, carried, matrix, face in zip(firsts, marks, matrices, restored):
             image = firsts[key][0].image
             height, width = image.shape[:2]
+            alpha = outline_mask(carried, (0, 0, width, height), self.feather, FACE_OVAL)[..., None]
             back = cv2.invertAffineTransform(matrix)
-            alpha = mask[..., None]
             face_back = cv2.warpAffine(face, back, (width, height), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
             refined[key] = np.clip(np.rint(alpha * face_back + (1 - alpha) * image), 0, 255).astype(np.uint8)
         references = {i: Reference(refined.get(id(r.image), r.image), r.matrix) for i, r in win.references.items()}

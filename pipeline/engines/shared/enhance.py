@@ -19,8 +19,8 @@ sharp lips and teeth. Per owned frame that an engine edited:
 4. ParseNet, run once per frame on the restored face (the only ParseNet pass
    of any engine: composition and `best`'s references use landmark masks),
    gives the face's own pixels (skin, eyes, brows, nose, lips, mouth; not
-   hair, ears or background), intersected with the lower-face mask from the landmarks and
-   the face's fade weight. The restored face goes back through the inverse
+   hair, ears or background), intersected with the lower-face mask from the
+   landmarks and the face's fade weight. The restored face goes back through the inverse
    warp and the Laplacian blend into that region only; everything outside it
    reaches the encoder unchanged.
 """

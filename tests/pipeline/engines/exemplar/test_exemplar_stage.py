@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from clips import encode_rgb
 from engine_windows import tracked_windows
 from lipstream.config import SyncConfig, WindowConfig
 from lipstream.pipeline.engines.exemplar.stage import ExemplarMouths
@@ -30,18 +31,8 @@ def long_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("long") / "long.mp4"
     with av.open(str(SAMPLE_VIDEO)) as source:
         pictures = [f.to_ndarray(format="rgb24")[::2, ::2] for f in source.decode(video=0)]
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = pictures[0].shape[1], pictures[0].shape[0], "yuv420p"
-        stream.options = {"preset": "ultrafast", "g": "37", "keyint_min": "37", "sc_threshold": "0"}
-        for i in range(16 * len(pictures)):
-            picture = av.VideoFrame.from_ndarray(pictures[i % len(pictures)], format="rgb24")
-            picture.pts = i
-            for packet in stream.encode(picture):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path
+    frames = (pictures[i % len(pictures)] for i in range(16 * len(pictures)))
+    return encode_rgb(path, frames, 25, {"g": "37", "keyint_min": "37", "sc_threshold": "0"})
 
 
 def draws_per_window(stage: ExemplarMouths, windows: list[Window]) -> list[int]:
