@@ -3,7 +3,8 @@
 Signal handlers go in before anything else is imported (the builtin
 `_signal`, not `signal`, whose enum set-up alone takes milliseconds), so
 Ctrl-C or SIGTERM during start-up ends with one line and the documented
-code, not a traceback.
+code, not a traceback (also when the signal lands inside an extension's
+import, which turns it into an ImportError).
 
 Then, before any thread exists, glibc is held to two malloc arenas. By
 default every thread that allocates gets its own (up to 8 per core); the
@@ -28,7 +29,11 @@ class _EarlySignal(BaseException):
         self.signum = signum
 
 
+_received: list[int] = []  # the start-up signal, kept: C code that imports a module may swallow the exception
+
+
 def _early(signum: int, frame: object) -> None:
+    _received.append(signum)
     raise _EarlySignal(signum)
 
 
@@ -47,17 +52,15 @@ def _few_malloc_arenas() -> None:
         pass
 
 
-_few_malloc_arenas()
-
-
 def entry() -> None:
     try:
+        _few_malloc_arenas()
         from lipstream.interrupt import install
 
         install()
         from lipstream.cli import main
-    except BaseException as exc:  # only the start-up signals are expected here
-        signum = getattr(exc, "signum", None)
+    except BaseException as exc:  # only the start-up signals are expected here (maybe turned into an ImportError)
+        signum = _received[0] if _received else getattr(exc, "signum", None)
         if signum not in _NAMES:
             raise
         name, code = _NAMES[signum]

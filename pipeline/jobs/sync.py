@@ -141,7 +141,13 @@ async def _run(
     if isinstance(output, Path):
         key = await asyncio.to_thread(_run_key, plan, video, audio)
         files = SegmentFiles(output, new_audio, config.encode, rate=source.average_rate, traits=source.traits, key=key, resume=config.resume)
-        await asyncio.to_thread(files.open)
+        opening = asyncio.ensure_future(asyncio.to_thread(files.open))
+        try:
+            await asyncio.shield(opening)
+        except asyncio.CancelledError:  # interrupted while the thread opens: let it finish, then let go of the folder
+            if (await asyncio.gather(opening, return_exceptions=True))[0] is None:
+                files.close(success=False)
+            raise
         target = files
     else:
         target = StreamOutput(output, new_audio, config.encode, rate=source.average_rate, traits=source.traits)
