@@ -17,14 +17,14 @@ import sys
 from typing import NoReturn, Sequence
 
 from lipstream import __version__
-from lipstream.commands import batch, faces, score, serve, sync, weights
+from lipstream.commands import batch, faces, live, score, serve, sync, weights
 from lipstream.console import Console
 from lipstream.errors import InputError, Interrupted, LipstreamError, ReaderGone
 from lipstream.interrupt import SignalExit, exit_code, install, signal_name
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_READER_GONE = 0, 1, 2, 130, 141
 
-COMMANDS = (sync, batch, faces, serve, weights, score)
+COMMANDS = (sync, batch, faces, serve, live, weights, score)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -7,6 +7,7 @@
     state.py     ServerState: what the connections of one server share
     worker.py    one job as a task on the server's loop
     session.py   one websocket connection
+    live_protocol.py, live.py   live sessions at /live (`lipstream live`)
     http.py      the page, output downloads, and the websocket gate
     app.py       serve(): all of it on one socket
 

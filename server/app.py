@@ -17,12 +17,16 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Any, AsyncIterator, Callable
 
 from websockets.asyncio.server import Server, ServerConnection
 from websockets.asyncio.server import serve as websockets_serve
 
-from .http import WEBSOCKET_PATH, Gate
+from .http import LIVE_PATH, WEBSOCKET_PATH, Gate
+from .live import LiveConnection
+from lipstream.pipeline.live import LiveAvatar
+
 from .limits import ServerConfig
 from .session import Connection
 from .state import ServerState
@@ -53,9 +57,9 @@ def _netloc(host: str, port: int) -> str:
 async def serve(config: ServerConfig, *, observe: Callable[[int], None] | None = None) -> AsyncIterator[Running]:
     """Listen on config.host:config.port (0 picks a free port) until the block ends."""
     app = ServerState(config, observe=observe)
-
     async def handle(websocket: ServerConnection) -> None:
-        connection = Connection(app, websocket)
+        live = urlsplit(websocket.request.path).path == LIVE_PATH if websocket.request else False
+        connection = LiveConnection(app, websocket) if live else Connection(app, websocket)
         app.connections.add(connection)
         try:
             await connection.run()
@@ -63,6 +67,8 @@ async def serve(config: ServerConfig, *, observe: Callable[[int], None] | None =
             app.connections.discard(connection)
 
     try:
+        if config.live is not None:
+            app.live = await asyncio.to_thread(prepare_avatar, config)
         async with websockets_serve(
             handle,
             config.host,
@@ -88,6 +94,15 @@ async def serve(config: ServerConfig, *, observe: Callable[[int], None] | None =
                 sweeper.cancel()
     finally:
         app.close()
+
+
+def prepare_avatar(config: ServerConfig) -> LiveAvatar:
+    """The live face, prepared (or read from the cache) before the server listens."""
+    from lipstream.pipeline.live import prepare_face
+
+    assert config.live is not None
+    face = prepare_face(config.live.face, config.live.options, device=config.device, weights=config.weights)
+    return LiveAvatar(face, config.live.config)
 
 
 class ServerThread:

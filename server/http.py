@@ -23,6 +23,7 @@ from .state import ServerState
 log = logging.getLogger(__name__)
 
 WEBSOCKET_PATH = "/ws"
+LIVE_PATH = "/live"  # the live page (GET) and the live websocket (upgrade)
 OUTPUT_PATH = re.compile(r"^/jobs/([A-Za-z0-9_-]{16,64})/output\.mp4$")
 
 
@@ -62,7 +63,9 @@ class Gate:
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return self._upgrade(connection, request, path)
         if path in ("/", "/index.html"):
-            return self._page(request)
+            return self._page(request, self.app.page)
+        if path == LIVE_PATH and self.app.live is not None:
+            return self._page(request, self.app.live_page)
         match = OUTPUT_PATH.match(path)
         if match:
             return await self._output(connection, request, match.group(1))
@@ -70,7 +73,9 @@ class Gate:
 
     def _upgrade(self, connection: ServerConnection, request: Request, path: str) -> Response | None:
         config = self.app.config
-        if path != WEBSOCKET_PATH:
+        if path == LIVE_PATH and self.app.live is None:
+            return connection.respond(http.HTTPStatus.NOT_FOUND, "This server has no live face; start it with `lipstream live --face FILE`.\n")
+        if path not in (WEBSOCKET_PATH, LIVE_PATH):
             return connection.respond(http.HTTPStatus.NOT_FOUND, f"The websocket is at {WEBSOCKET_PATH}.\n")
         if not origin_allowed(request.headers.get("Origin"), request.headers.get("Host"), config.origins):
             log.info("refused a websocket from origin %s", request.headers.get("Origin"))
@@ -92,7 +97,7 @@ class Gate:
         connection.lipstream_authenticated = authenticated  # type: ignore[attr-defined]
         return None
 
-    def _page(self, request: Request) -> Response:
+    def _page(self, request: Request, page: bytes) -> Response:
         host = request.headers.get("Host", "")
         policy = (
             "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
@@ -100,7 +105,7 @@ class Gate:
         )
         return _response(
             http.HTTPStatus.OK,
-            self.app.page,
+            page,
             [("Content-Type", "text/html; charset=utf-8"), ("Content-Security-Policy", policy), ("Cache-Control", "no-store")],
         )
 

@@ -16,10 +16,34 @@ uploaded, plus `max_kept` finished outputs for `keep_seconds`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from lipstream.pipeline.live import FaceOptions, LiveConfig
+
 MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class LiveSetup:
+    """Live mode (`lipstream live`): the face, how it speaks, and the limits of a live connection.
+
+    Memory of a live connection: the face is shared; each session keeps at
+    most `max_queued` seconds of speech (2 bytes a sample at 16 kHz) and
+    `send_frames` encoded frames waiting for a slow client, whose further
+    frames are dropped (and counted), never buffered.
+    """
+
+    face: Path
+    options: FaceOptions = field(default_factory=FaceOptions)
+    config: LiveConfig = field(default_factory=LiveConfig)
+    max_sessions: int = 4  # live sessions at once (each draws 25 frames a second on the server's CPU)
+    max_audio_chunk: int = 64 * 1024  # bytes of one audio message (2 s at 16 kHz)
+    send_frames: int = 12  # frames waiting to be sent to one client before new ones are dropped
+
+    def __post_init__(self) -> None:
+        if self.max_sessions < 1 or self.max_audio_chunk < 2 or self.send_frames < 1:
+            raise ValueError("live limits must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -59,6 +83,7 @@ class ServerConfig:
     fragment_seconds: float = 0.5  # default preview fragment length
     progress_interval: float = 0.1  # at most ten progress messages a second per job
     work_dir: Path | None = None  # parent of the server's temporary folder (default: the system's)
+    live: LiveSetup | None = None  # a face for live sessions at /live (`lipstream live`)
 
     def __post_init__(self) -> None:
         for name in ("max_message_bytes", "max_control_bytes", "max_json_depth", "incoming_queue", "write_limit", "max_upload_bytes",

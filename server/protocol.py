@@ -127,16 +127,10 @@ class Session:
 
     def receive_text(self, text: str) -> Request:
         """The request in a text message, or ProtocolError."""
-        if len(text) > self.config.max_control_bytes:
-            raise self._error("too_large", f"control messages are limited to {self.config.max_control_bytes} bytes")
-        if json_depth(text) > self.config.max_json_depth:
-            raise self._error("bad_json", f"the message nests deeper than {self.config.max_json_depth} levels; requests need 3")
         try:
-            data = json.loads(text)
-        except (ValueError, RecursionError):
-            raise self._error("bad_json", "the message is not JSON; send one JSON object per text message") from None
-        if not isinstance(data, dict) or not isinstance(data.get("type"), str):
-            raise self._error("bad_message", 'a message is a JSON object with a string "type"')
+            data = parse_control(text, self.config)
+        except ProtocolError as exc:
+            raise self._count(exc) from None
         if not self.authenticated:
             self._authenticate(data.get("token"))
         kind = data["type"]
@@ -188,10 +182,8 @@ class Session:
         self.upload = None
 
     def _authenticate(self, token: Any) -> None:
-        if isinstance(token, str) and self.config.token is not None and hmac.compare_digest(token.encode(), self.config.token.encode()):
-            self.authenticated = True
-            return
-        raise ProtocolError("unauthorized", "this server needs a token: send it as 'Authorization: Bearer T', ?token=T, or \"token\" in the first message", fatal=True)
+        check_token(token, self.config)
+        self.authenticated = True
 
     def _error(self, code: str, message: str) -> ProtocolError:
         return self._count(ProtocolError(code, message))
@@ -202,8 +194,9 @@ class Session:
             exc.fatal = True
         return exc
 
+
     def _start(self, data: dict[str, Any]) -> Start:
-        _only(data, {"type", "token", "video", "audio", "options"}, "start")
+        only_fields(data, {"type", "token", "video", "audio", "options"}, "start")
         video = self._input(data.get("video"), "video")
         audio = self._input(data.get("audio"), "audio")
         uploaded = sum(spec.size for spec in (video, audio) if isinstance(spec, Upload))
@@ -233,7 +226,7 @@ class Session:
     def _options(self, options: Any) -> SyncConfig:
         if not isinstance(options, dict):
             raise ProtocolError("bad_option", '"options" must be an object')
-        _only(options, {"engine", "quality", "enhance", "fit", "window", "overlap", "preset", "crf", "fragment_seconds", "target"}, "options", code="bad_option")
+        only_fields(options, {"engine", "quality", "enhance", "fit", "window", "overlap", "preset", "crf", "fragment_seconds", "target"}, "options", code="bad_option")
         engine = options.get("engine", SyncConfig.engine)
         if engine not in self.engines:
             raise ProtocolError("bad_option", f"unknown engine {engine!r}; choose one of: {', '.join(self.engines)}")
@@ -269,6 +262,27 @@ class Session:
             face=FaceConfig(target=_target(options.get("target"))),
         )
 
+
+def parse_control(text: str, config: ServerConfig) -> dict[str, Any]:
+    """The JSON object of a control message, checked for size and nesting before it is parsed."""
+    if len(text) > config.max_control_bytes:
+        raise ProtocolError("too_large", f"control messages are limited to {config.max_control_bytes} bytes")
+    if json_depth(text) > config.max_json_depth:
+        raise ProtocolError("bad_json", f"the message nests deeper than {config.max_json_depth} levels; requests need 3")
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        raise ProtocolError("bad_json", "the message is not JSON; send one JSON object per text message") from None
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        raise ProtocolError("bad_message", 'a message is a JSON object with a string "type"')
+    return data
+
+
+def check_token(token: Any, config: ServerConfig) -> None:
+    """A first message's token: the server's, else a fatal `unauthorized`."""
+    if isinstance(token, str) and config.token is not None and hmac.compare_digest(token.encode(), config.token.encode()):
+        return
+    raise ProtocolError("unauthorized", "this server needs a token: send it as 'Authorization: Bearer T', ?token=T, or \"token\" in the first message", fatal=True)
 
 def json_depth(text: str) -> int:
     """How deeply arrays and objects nest in `text`, counted without parsing (so a hostile message cannot recurse)."""
@@ -318,7 +332,7 @@ def _int_option(options: dict[str, Any], name: str, default: int, lo: int, hi: i
     return value
 
 
-def _only(data: dict[str, Any], allowed: set[str], what: str, code: str = "bad_message") -> None:
+def only_fields(data: dict[str, Any], allowed: set[str], what: str, code: str = "bad_message") -> None:
     extra = sorted(set(data) - allowed)
     if extra:
         raise ProtocolError(code, f"unknown field(s) in {what}: {', '.join(map(str, extra))}; allowed: {', '.join(sorted(allowed - {'type'}))}")

@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+from lipstream.pipeline.live import LiveAvatar
+
 from .jobs import OutputStore, SlotQueue
 from .limits import ServerConfig
 
@@ -30,6 +32,9 @@ class ServerState:
         self.store = OutputStore(self.work_dir / "outputs", config.keep_seconds, config.max_kept)
         self.connections: set[object] = set()  # open websocket connections (the gate counts them)
         self.page = importlib.resources.files(__package__).joinpath("static/index.html").read_bytes()
+        self.live_page = importlib.resources.files(__package__).joinpath("static/live.html").read_bytes()
+        self.live: LiveAvatar | None = None  # the prepared face of `config.live`, set before the server listens
+        self.live_sessions = 0
 
     def counts(self) -> tuple[int, int]:
         """(authenticated, still owing the token) open connections."""

@@ -234,7 +234,7 @@ class Sink:
         if plain and frame.patch is None:
             return decoded if decoded.format.name == "yuv420p" else decoded.reformat(format="yuv420p")
         if plain and frame.patch is not None and decoded.format.name in I420:
-            return _patched(decoded, frame.patch)
+            return patched_picture(decoded, frame.patch)
         rgb = frame.rgb()
         if rgb.shape[:2] != (height, width):
             rgb = rgb[:height, :width] if rgb.shape[0] >= height and rgb.shape[1] >= width else _fit(rgb, width, height)
@@ -312,7 +312,7 @@ def sync_path(path: Path) -> None:
         os.close(fd)
 
 
-def _patched(decoded: av.VideoFrame, patch: Patch) -> av.VideoFrame:
+def patched_picture(decoded: av.VideoFrame, patch: Patch) -> av.VideoFrame:
     """A copy of the decoded picture with only the patch's box converted and replaced.
 
     The region goes through the inverse of the converter that made the

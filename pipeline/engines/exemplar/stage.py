@@ -45,7 +45,7 @@ class ExemplarConfig:
     select: SelectConfig = field(default_factory=SelectConfig)
     prepass_frames: int = 240  # keyframes of a long file looked at before the job starts (spread over its length)
     prepass_seconds: float = 60.0  # files shorter than this are not looked over (the look-ahead suffices)
-    learn_every: int = 2  # while streaming, every this many frames adds to the bank
+    learn_every: int = 2  # while streaming, every this many frames adds to the bank (0: never; live mode learns beforehand)
     reach: float = 2.0  # the mouth opens up to this times the bank's 90th-percentile opening ...
     least_reach: float = 0.1  # ... but at least this far (eye distances), at most as far as the warp engine
     min_bank: int = 8  # exemplars needed before the bank sets the range
@@ -129,18 +129,22 @@ class ExemplarMouths:
         self.warp.engine = replace(engine, warp=replace(engine.warp, max_opening=widest))
 
     def _learn(self, window: Window) -> None:
+        if not self.config.learn_every:
+            return
         for frame in window.frames:
             if frame.index <= self._learned:
                 continue
             self._learned = frame.index
-            if frame.index % self.config.learn_every:
-                continue
-            face = frame.face
-            if face is None or face.landmarks is None or face.small:
-                continue
-            original = _original(frame)
-            if original is not None:
-                learn_frame(self.bank, original, face.landmarks, frame.index)
+            if frame.index % self.config.learn_every == 0:
+                self.learn(frame)
+
+    def learn(self, frame: Frame) -> bool:
+        """Offer the mouth of `frame` (as decoded, with its target) to the bank; True if kept."""
+        face = frame.face
+        if face is None or face.landmarks is None or face.small:
+            return False
+        original = _original(frame)
+        return original is not None and learn_frame(self.bank, original, face.landmarks, frame.index)
 
     def report(self) -> dict[str, float | int]:
         """For the job's summary: the share of open-mouth frames drawn from exemplars (the rest show

@@ -80,6 +80,12 @@ class Features:
     low_centroid: np.ndarray
 
 
+def audio_reach(config: ArticulationConfig, rate: int) -> float:
+    """Seconds of audio after a frame's time that its pose reads: a live stream must hold this much before drawing it."""
+    features = FrameFeatures(config, rate)
+    return config.lead + (int(features.offsets[-1]) + features.size // 2) / rate
+
+
 class FrameFeatures:
     """Raw per-frame audio features (stateless): what the articulator smooths and normalises."""
 
