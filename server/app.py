@@ -102,7 +102,7 @@ def prepare_avatar(config: ServerConfig) -> LiveAvatar:
 
     assert config.live is not None
     face = prepare_face(config.live.face, config.live.options, device=config.device, weights=config.weights)
-    return LiveAvatar(face, config.live.config)
+    return LiveAvatar(face, config.live.config, device=config.device, weights=config.weights)
 
 
 class ServerThread:

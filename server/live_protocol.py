@@ -124,6 +124,6 @@ def hello(config: ServerConfig, authenticated: bool, width: int, fps: int) -> st
         fps=fps,
         rate=RATE,
         formats=list(FORMATS),
-        delay=live.config.delay,
+        delay=live.config.start_delay,
         limits={"max_audio_chunk": live.max_audio_chunk, "max_queued_seconds": live.config.max_queued},
     )

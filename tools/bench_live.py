@@ -49,7 +49,9 @@ CHUNK = 320  # 20 ms
 
 def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
     command = ["lipstream", "live", "--face", str(args.face), "--engine", args.engine, "--size", str(args.size),
-               "--port", "0", "--json", "--max-sessions", str(max(args.sessions, 1))]
+               "--port", "0", "--json", "--max-sessions", str(max(args.sessions, 1)), "--device", args.device]
+    if args.weights:
+        command += ["--weights", str(args.weights)]
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     while True:
         ready, _, _ = select.select([process.stderr], [], [], 300)
@@ -151,7 +153,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--face", type=Path, default=MEDIA / "demo1_video.mp4")
     parser.add_argument("--audio", type=Path, default=MEDIA / "demo1_audio.wav")
-    parser.add_argument("--engine", default="exemplar", choices=("exemplar", "warp"))
+    parser.add_argument("--engine", default="exemplar", choices=("exemplar", "warp", "wav2lip"))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--weights", type=Path, help="checkpoint folder (wav2lip; else $LIPSTREAM_WEIGHTS)")
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--seconds", type=float, default=60.0, help="stream time replayed per session (speech and pauses)")
     parser.add_argument("--utterance", type=float, default=8.0, help="seconds of speech per utterance")

@@ -26,19 +26,22 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from pathlib import Path
 from typing import AsyncIterator, Callable
 
 import numpy as np
 
 from lipstream.config import SyncConfig
 from lipstream.errors import InputError
-from lipstream.stream.frames import Window
+from lipstream.stream.frames import AudioSpan, Frame, Window
 from lipstream.stream.sink import patched_picture
 
 from ..engines.exemplar.bank import MouthBank
 from ..engines.exemplar.stage import ExemplarConfig, ExemplarMouths
 from ..engines.shared.articulation import ArticulationConfig, audio_reach
 from ..engines.shared.rearticulate import WarpLips
+from ..engines.wav2lip.config import Wav2LipConfig
+from ..executors import device_executor
 from ..stage import Stage
 from .face import LiveFace
 from .timeline import SpeechTimeline
@@ -48,23 +51,40 @@ log = logging.getLogger(__name__)
 __all__ = ["LIVE_ENGINES", "LiveAvatar", "LiveConfig", "LiveFrame", "LiveSession", "LiveStats", "RATE", "live_stage", "mouth_bank"]
 
 RATE = 16000  # the audio a session takes and gives back: mono, 16 kHz
-LIVE_ENGINES = ("exemplar", "warp")  # the engines that draw a frame in a few milliseconds on a CPU
+LIVE_ENGINES = ("exemplar", "warp", "wav2lip")  # exemplar and warp draw a frame in milliseconds on a CPU; wav2lip wants a GPU
+JITTER = 0.034  # seconds of the default delay left for the sender's jitter
+
+
+def audio_ahead(engine: str) -> float:
+    """Seconds of audio after a frame's time that `engine` reads to draw it."""
+    if engine == "wav2lip":
+        from ..engines.shared.mel import mel_reach
+
+        return mel_reach()
+    return audio_reach(ArticulationConfig(), RATE)
 
 
 @dataclass(frozen=True)
 class LiveConfig:
     engine: str = "exemplar"
-    delay: float = 0.16  # speech after a pause starts this long after it arrives (the jitter buffer)
+    delay: float | None = None  # speech after a pause starts this long after it arrives (None: what the engine needs + JITTER)
     ahead: float = 0.04  # a frame is drawn this long before it is due
     max_queued: float = 30.0  # seconds of speech waiting to play before a push is refused
     catch_up: float = 0.2  # a frame this late goes out undrawn (dropped) so the stream regains its clock
 
     def __post_init__(self) -> None:
         if self.engine not in LIVE_ENGINES:
-            raise InputError(f"live mode runs the {' or '.join(LIVE_ENGINES)} engine, not {self.engine!r}")
-        reach = audio_reach(ArticulationConfig(), RATE)
-        if self.delay < self.ahead + reach:
-            raise InputError(f"live delay {self.delay:g} s is shorter than the audio a frame reads ahead plus drawing time ({self.ahead + reach:.3f} s)")
+            raise InputError(f"live mode runs the {', '.join(LIVE_ENGINES)} engines, not {self.engine!r}")
+        least = self.ahead + audio_ahead(self.engine)
+        if self.delay is not None and self.delay < least:
+            raise InputError(f"live delay {self.delay:g} s is shorter than the audio a {self.engine} frame reads ahead plus drawing time ({least:.3f} s)")
+
+    @property
+    def start_delay(self) -> float:
+        """The jitter buffer in use: `delay`, or the least the engine needs plus room for jitter (0.16 s for exemplar/warp)."""
+        if self.delay is not None:
+            return self.delay
+        return round(self.ahead + audio_ahead(self.engine) + JITTER, 3)
 
 
 @dataclass(frozen=True, eq=False)
@@ -119,26 +139,49 @@ def mouth_bank(face: LiveFace) -> MouthBank:
     return learner.bank
 
 
-def live_stage(face: LiveFace, engine: str, bank: MouthBank | None = None) -> Stage:
-    """A fresh mouth stage of `engine` for one session of `face` (its target was found when it was prepared)."""
+def live_stage(face: LiveFace, engine: str, shared: MouthBank | Stage | None = None) -> Stage:
+    """A fresh mouth stage of `engine` for one session of `face` (its target was found when it was prepared).
+
+    `shared` is what `LiveAvatar` built once for all sessions: the exemplar
+    bank, or the wav2lip stage itself (it keeps no state between frames).
+    """
     job = SyncConfig(engine=engine)
     if engine == "warp":
         return WarpLips(job)
+    if engine == "wav2lip":
+        assert shared is not None, "the wav2lip stage is built by LiveAvatar (it needs the weights)"
+        return shared  # type: ignore[return-value]
     stage = ExemplarMouths(job, replace(ExemplarConfig(), learn_every=0))
-    stage.bank = bank if bank is not None else mouth_bank(face)
+    stage.bank = shared if isinstance(shared, MouthBank) else mouth_bank(face)
     return stage
 
 
-class LiveAvatar:
-    """A prepared face with what its sessions share (the exemplar bank): one per face, many sessions."""
+def wav2lip_stage(device: str, weights: tuple[Path, ...]) -> Stage:
+    """The Wav2Lip stage on `device`, from the user's checkpoint (the registry says where to get it when missing)."""
+    from lipstream.models._loading import load_model
 
-    def __init__(self, face: LiveFace, config: LiveConfig = LiveConfig()) -> None:
+    from ..engines import ENGINES, resolve
+    from ..engines.wav2lip import CHECKPOINT
+    from ..engines.wav2lip.stage import Wav2LipStage
+
+    found = resolve(ENGINES["wav2lip"], weights)
+    return Wav2LipStage(load_model(found.name_for(CHECKPOINT), weights_dirs=found.weights, device=device), device=device)
+
+
+class LiveAvatar:
+    """A prepared face with what its sessions share (the exemplar bank, or the loaded network): one per face, many sessions."""
+
+    def __init__(self, face: LiveFace, config: LiveConfig = LiveConfig(), *, device: str = "cpu", weights: tuple[Path, ...] = ()) -> None:
         self.face = face
         self.config = config
-        self.bank = mouth_bank(face) if config.engine == "exemplar" else None
+        self.shared: MouthBank | Stage | None = None
+        if config.engine == "exemplar":
+            self.shared = mouth_bank(face)
+        elif config.engine == "wav2lip":
+            self.shared = wav2lip_stage(device, tuple(weights))
 
     def session(self, *, pace: bool = True, clock: Callable[[], float] = time.monotonic) -> LiveSession:
-        return LiveSession(self.face, self.config, pace=pace, clock=clock, stage=live_stage(self.face, self.config.engine, self.bank))
+        return LiveSession(self.face, self.config, pace=pace, clock=clock, stage=live_stage(self.face, self.config.engine, self.shared))
 
 
 class LiveSession:
@@ -157,9 +200,10 @@ class LiveSession:
         self.per_frame = RATE // self.fps if RATE % self.fps == 0 else None
         self.stats = LiveStats()
         self._stage = stage if stage is not None else live_stage(face, config.engine)
-        self._timeline = SpeechTimeline(RATE, config.delay, config.max_queued)
+        self._context = Wav2LipConfig().reach if config.engine == "wav2lip" else 0
+        self._timeline = SpeechTimeline(RATE, config.start_delay, config.max_queued)
         # speech queued less than this ahead of the clock is too late for the next frame to draw: start afresh
-        self._ready = int((config.ahead + audio_reach(ArticulationConfig(), RATE)) * RATE) + 1 if pace else 0
+        self._ready = int((config.ahead + audio_ahead(config.engine)) * RATE) + 1 if pace else 0
         self._lock = threading.Lock()  # the timeline: pushes on the loop, reads on the drawing thread
         self._pending: collections.deque[tuple[float, int, bool]] = collections.deque()  # (pushed at, start, after a pause)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="lipstream-live")
@@ -258,7 +302,7 @@ class LiveSession:
         frame = self.face.frame(tick, self.step)
         drawn = draw and frame.face is not None
         if drawn:
-            out = self._stage(Window(tick, (frame,), 0, 1, span)).owned[0]
+            out = self._run(self._window(tick, frame, span)).owned[0]
             picture = out.decoded.to_ndarray() if out.patch is None or out.decoded is None else patched_picture(out.decoded, out.patch).to_ndarray()
         else:
             picture = self.face.frames[frame.source_index]
@@ -268,6 +312,20 @@ class LiveSession:
         pcm = np.clip(np.round(audio * 32768.0), -32768, 32767).astype(np.int16)  # s16le in, the same samples out
         self.stats.draw_seconds += time.perf_counter() - start
         return LiveFrame(tick, tick * self.step, picture, pcm, speech, drawn)
+
+    def _window(self, tick: int, frame: Frame, span: AudioSpan) -> Window:
+        """The frame to draw, with the loop frames around it that the stage reads (wav2lip smooths its face box)."""
+        if not self._context:
+            return Window(tick, (frame,), 0, 1, span)
+        before = [self.face.frame(t, self.step) for t in range(max(tick - self._context, 0), tick)]
+        after = [self.face.frame(t, self.step) for t in range(tick + 1, tick + 1 + self._context)]
+        return Window(tick, (*before, frame, *after), len(before), len(before) + 1, span)
+
+    def _run(self, window: Window) -> Window:
+        """The stage on the window: a model stage on its device's one executor, shared with every session and job."""
+        if self._stage.device is None:
+            return self._stage(window)
+        return device_executor(self._stage.device).submit(self._stage, window).result()
 
     def _delivered(self, frame: LiveFrame) -> None:
         """Count the frame; a pushed chunk whose first sample this frame plays has its latency measured."""

@@ -65,11 +65,13 @@ def test_live_serves_the_face_and_stops_on_sigint(tmp_path):
 
 
 def test_live_refuses_bad_input_in_one_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "LIPSTREAM_WEIGHTS"} | {"XDG_CACHE_HOME": str(tmp_path / "cache")}
     for args, expected in [
         (["--face", str(tmp_path / "missing.mp4")], "face file not found"),
         (["--face", str(SAMPLE_VIDEO), "--size", "255"], "--size 255 must be even"),
         (["--face", str(SAMPLE_VIDEO), "--delay", "0.05"], "live delay 0.05 s is shorter"),
+        (["--face", str(SAMPLE_VIDEO), "--engine", "wav2lip", "--weights", str(tmp_path)], "the wav2lip engine needs wav2lip_gan.pth or wav2lip.pth"),
     ]:
-        result = lipstream("live", *args, "--port", "0")
+        result = lipstream("live", *args, "--port", "0", env=env)
         err = result.stderr.decode()
         assert result.returncode == 2 and expected in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err

@@ -128,7 +128,7 @@ def test_raw_frames_carry_the_same_audio_in_sync(live_server):
     # the speech plays whole and unchanged, starting within the jitter delay plus one frame of its arrival
     first = int(np.flatnonzero(voice)[0])
     assert np.array_equal(played[start - first : start - first + len(voice)], voice)
-    assert (start - first) / RATE <= LiveConfig().delay + 2 / 25
+    assert (start - first) / RATE <= LiveConfig().start_delay + 2 / 25
     picture = np.frombuffer(videos[30][3], np.uint8).reshape(SIZE * 3 // 2, SIZE)
     assert 40 < picture[:SIZE].mean() < 220  # a picture, not a blank
     assert rest[-1]["type"] == "stopped" and rest[-1]["frames"] >= 60 and rest[-1]["dropped"] == 0

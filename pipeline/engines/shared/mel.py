@@ -47,6 +47,11 @@ def mel_column(t: Fraction | int | float) -> int:
     return math.floor(t * float(COLUMNS_PER_SECOND) + 1e-6)
 
 
+def mel_reach() -> float:
+    """Seconds of audio after a frame's time that its mel window reads: a live stream must hold this much first."""
+    return float((MEL_STEP + _EDGE + 1) / COLUMNS_PER_SECOND)
+
+
 def mel_windows(span: AudioSpan, times: Sequence[Fraction]) -> np.ndarray:
     """The (N, 80, 16) Wav2Lip mel windows starting at each of `times`, float32."""
     if span.rate != SAMPLE_RATE:

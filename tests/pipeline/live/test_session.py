@@ -42,7 +42,7 @@ def test_frames_carry_the_pushed_speech_in_sync_and_the_mouth_follows_it(face, s
     assert [f.tick for f in frames] == list(range(100))
     assert all(len(f.audio) == RATE // 25 for f in frames)
     # each frame carries exactly its own 40 ms of the stream: silence for the delay, then the speech
-    delay = round(LiveConfig().delay * RATE)
+    delay = round(LiveConfig().start_delay * RATE)
     played = np.concatenate([f.audio for f in frames])
     assert not played[:delay].any()
     assert np.array_equal(played[delay : delay + len(speech)], speech)
@@ -83,7 +83,7 @@ def test_bad_audio_is_refused_in_one_line(face):
     with pytest.raises(InputError, match="closed"):
         session.push_audio(b"\x00\x00")
     with pytest.raises(InputError, match="live mode runs"):
-        LiveConfig(engine="wav2lip")
+        LiveConfig(engine="retalking")
 
 
 @pytest.mark.slow
@@ -134,3 +134,25 @@ def test_a_consumer_that_stops_pulling_skips_frames_instead_of_buffering_them(fa
     assert session.stats.skipped >= 10
     jump = max(b - a for a, b in zip(ticks, ticks[1:]))
     assert jump >= 10  # the stream kept its clock: it resumed at the current frame
+
+
+def test_wav2lip_draws_live_frames_with_the_users_checkpoint(face, speech, tmp_path):
+    from lipstream.errors import WeightsError
+    from official_weights import write_wav2lip
+
+    with pytest.raises(WeightsError, match="wav2lip"):
+        LiveAvatar(face, LiveConfig(engine="wav2lip"), weights=(tmp_path,))
+    write_wav2lip(tmp_path)
+    session = LiveAvatar(face, LiveConfig(engine="wav2lip"), weights=(tmp_path,)).session(pace=False)
+    session.push_audio(speech.tobytes())
+    frames = asyncio.run(take(session, 14))
+    session.close()
+    assert LiveConfig(engine="wav2lip").start_delay > LiveConfig().start_delay  # its mel window reads 0.25 s ahead
+    for frame in frames[10:]:
+        source = face.frame(frame.tick, frame.time).rgb().astype(int)
+        changed = np.abs(frame.rgb().astype(int) - source).max(axis=2) > 8
+        x0, y0, x1, y1 = face.faces[face.loop_index(frame.tick)].crop
+        rows = np.flatnonzero(changed.any(axis=1))
+        assert frame.drawn and changed.sum() > 500  # the network redrew the lower face ...
+        assert not changed[:y0].any() and not changed[:, :x0].any() and not changed[:, x1:].any()  # ... and nothing outside the face
+        assert rows.min() > face.faces[face.loop_index(frame.tick)].landmarks[168, 1]  # below the nose bridge only
