@@ -17,7 +17,8 @@ def test_the_live_page_shows_the_face_and_makes_it_speak(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     setup = LiveSetup(SAMPLE_VIDEO, FaceOptions(size=256, loop_seconds=2.0), LiveConfig(engine="warp"))
     with ServerThread(ServerConfig(port=0, work_dir=tmp_path, live=setup)) as running, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        fake_microphone = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS + fake_microphone)
         try:
             page = browser.new_page()
             errors = []
@@ -36,6 +37,10 @@ def test_the_live_page_shows_the_face_and_makes_it_speak(tmp_path, monkeypatch):
             page.set_input_files("#speech", str(SAMPLE_AUDIO))
             wait_until(page, "/latency p95 [1-9]/.test(document.getElementById('numbers').textContent)", 20)
             assert page.evaluate("window.lipstream.audio") > 30
+            # the microphone (Chromium's fake device: a beep) streams to the server too
+            page.click("#microphone")
+            wait_until(page, "(window.lipstream.microphone || 0) > 20", 10)
+            page.click("#microphone")
             assert errors == []
         finally:
             browser.close()
