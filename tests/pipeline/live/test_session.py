@@ -156,3 +156,15 @@ def test_wav2lip_draws_live_frames_with_the_users_checkpoint(face, speech, tmp_p
         assert frame.drawn and changed.sum() > 500  # the network redrew the lower face ...
         assert not changed[:y0].any() and not changed[:, :x0].any() and not changed[:, x1:].any()  # ... and nothing outside the face
         assert rows.min() > face.faces[face.loop_index(frame.tick)].landmarks[168, 1]  # below the nose bridge only
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU (none here)")
+def test_wav2lip_live_on_cuda_keeps_real_time(face, speech, tmp_path):
+    from official_weights import write_wav2lip
+
+    write_wav2lip(tmp_path)
+    session = LiveAvatar(face, LiveConfig(engine="wav2lip"), device="cuda:0", weights=(tmp_path,)).session()
+    session.push_audio(speech.tobytes())
+    frames = asyncio.run(take(session, 75))
+    session.close()
+    assert all(f.drawn for f in frames) and session.stats.dropped == 0 and session.stats.skipped == 0
