@@ -29,7 +29,7 @@ from lipstream.config import SyncConfig
 from lipstream.stream.frames import Frame, Window
 
 from ..shared.mouth_warp import LI, LO, UI, UO
-from ..shared.rearticulate import MouthWindow, Rendered, WarpLips
+from ..shared.rearticulate import Rendered, WarpLips
 from .bank import BankConfig, Exemplar, MouthBank, learn_frame
 from .render import draw_exemplar
 from .select import SelectConfig, choose
@@ -80,7 +80,7 @@ class ExemplarMouths:
         self.face = job.face
         self.config = config
         self.bank = MouthBank(config.bank)
-        self.warp = WarpLips(job, record=True)
+        self.warp = WarpLips(job)
         self._widest = self.warp.engine.warp.max_opening
         self._learned = -1  # highest frame index learned from
         self._previous: tuple[int, Exemplar] | None = None  # last frame shown with an exemplar, and which
@@ -97,21 +97,29 @@ class ExemplarMouths:
     def __call__(self, window: Window) -> Window:
         self._learn(window)
         self._fit_range()
-        window = self.warp(window)
-        if not isinstance(window, MouthWindow) or not window.rendered:
+        poses = self.warp.poses(window)
+        if not poses:
             return window
         frames = list(window.frames)
         owned = range(window.own_start, window.own_stop)
-        records = [window.rendered.get(frames[k].index) for k in owned]
+        drafts = [self.warp.draft(frames[k], pose) for k, pose in zip(owned, poses)]
+        records = [None if d is None else d.rendered for d in drafts]
         targets = [None if r is None else target_descriptor(r) for r in records]
-        first = frames[window.own_start].index if owned else 0
+        first = frames[window.own_start].index
         previous = self._previous[1] if self._previous is not None and self._previous[0] == first - 1 else None
         choices = choose(targets, self.bank.exemplars(), previous, self.config.select, self.bank.typical)
-        for k, record, target, exemplar in zip(owned, records, targets, choices):
-            if record is None or target is None or target[0] < self.config.select.least_opening:
+        for k, draft, target, exemplar in zip(owned, drafts, targets, choices):
+            if draft is None:
+                continue
+            open_mouth = target is not None and target[0] >= self.config.select.least_opening
+            drawn = open_mouth and exemplar is not None
+            # a mouth an exemplar will cover needs no painted cavity
+            frames[k], record = self.warp.finish(draft, paint=not drawn)
+            if not open_mouth:
                 continue  # a closed mouth: the re-articulated lips are the speaker's own
             self.edited += 1
-            if exemplar is not None:
+            if drawn:
+                assert exemplar is not None
                 face = frames[k].face
                 frames[k] = draw_exemplar(frames[k], record, exemplar, 1.0 if face is None else float(face.weight))
                 self.drawn += 1

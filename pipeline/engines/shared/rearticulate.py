@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
-from typing import Mapping
 
 import cv2
 import numpy as np
@@ -95,26 +94,33 @@ def fade_cut_edges(mask: np.ndarray, cut: list[bool], width: float) -> np.ndarra
     return mask * np.clip(ramp_y, 0, 1)[:, None] * np.clip(ramp_x, 0, 1)[None, :]
 
 
-@dataclass(frozen=True, slots=True)
-class MouthWindow(Window):
-    """A window whose owned frames carry what the re-articulation did to them (frame index -> `Rendered`)."""
+@dataclass(frozen=True, eq=False)
+class Draft:
+    """A frame's mouth warped to its pose, before the cavity is painted and the region blended in."""
 
-    rendered: Mapping[int, Rendered] = field(default_factory=dict)
+    frame: Frame
+    box: tuple[int, int, int, int]  # the edited box in frame pixels
+    rgb: np.ndarray  # the box's pixels as they were
+    region: np.ndarray  # the box warped to the pose (painted in place by `finish`)
+    lip: np.ndarray
+    teeth: np.ndarray
+    weight: float
+    cut: list[bool]  # box sides (left, top, right, bottom) where the crop cut the region
+    rendered: Rendered
 
 
 class WarpLips:
     """Stage: mouth re-articulation by geometry and signal processing (`--engine warp`).
 
-    With `record`, the window handed on is a `MouthWindow`, so a later stage
-    can draw over the new mouth (the exemplar engine does).
+    Another stage may use it in parts (`poses`, `draft`, `finish`) to draw
+    over the new mouth (the exemplar engine does).
     """
 
     name = "warp_lips"
     device: str | None = None
 
-    def __init__(self, config: SyncConfig | None = None, engine: WarpEngineConfig = WarpEngineConfig(), *, record: bool = False) -> None:
+    def __init__(self, config: SyncConfig | None = None, engine: WarpEngineConfig = WarpEngineConfig()) -> None:
         """`config` is the job's (the engine needs no device or weights from it)."""
-        self.record = record
         self.engine = engine
         self.articulator = Articulator(engine.articulation)
         self._lip: np.ndarray | None = None
@@ -125,37 +131,43 @@ class WarpLips:
         owned = window.owned
         if not owned:
             return window
-        span = window.audio if window.audio is not None else AudioSpan(owned[0].time, 16000, np.zeros(0, np.float32))
-        poses = self.articulator(span, [f.time for f in owned])
         frames = list(window.frames)
-        rendered: dict[int, Rendered] = {}
-        for i, pose in enumerate(poses):
-            frame = frames[window.own_start + i]
-            if editable(frame.face):
-                frames[window.own_start + i], done = self.render(frame, pose)
-                if done is not None:
-                    rendered[frame.index] = done
-        out = window.with_frames(frames)
-        if not self.record:
-            return out
-        return out.as_kind(MouthWindow, rendered=rendered)
+        for i, pose in enumerate(self.poses(window)):
+            frames[window.own_start + i], _ = self.render(frames[window.own_start + i], pose)
+        return window.with_frames(frames)
+
+    def poses(self, window: Window) -> list[Articulation]:
+        """The mouth pose of each owned frame, from the audio around it (call once per window, in order)."""
+        owned = window.owned
+        span = window.audio if window.audio is not None else AudioSpan(owned[0].time, 16000, np.zeros(0, np.float32))
+        return self.articulator(span, [f.time for f in owned]) if owned else []
 
     def render(self, frame: Frame, pose: Articulation) -> tuple[Frame, Rendered | None]:
         """The frame with its mouth re-articulated to `pose` (unchanged if the face is unusable)."""
+        draft = self.draft(frame, pose)
+        return (frame, None) if draft is None else self.finish(draft)
+
+    def draft(self, frame: Frame, pose: Articulation) -> Draft | None:
+        """The warp of the frame's mouth to `pose`, not yet painted or blended (None if the face is unusable).
+
+        A later stage that knows what it will draw over the mouth (the
+        exemplar engine) finishes the draft without painting a cavity it
+        would cover anyway.
+        """
         face = frame.face
         if not editable(face):
-            return frame, None
+            return None
         assert face is not None and face.landmarks is not None
         cfg = self.engine.warp
         shape = rest_shape(face.landmarks, cfg)
         if not frame_scale_ok(shape):
-            return frame, None
+            return None
         # The edit stays inside the face crop; only its box is converted to RGB.
         full = region_box(shape)
         crop = face.crop
         box = (max(full[0], crop[0]), max(full[1], crop[1]), min(full[2], crop[2]), min(full[3], crop[3]))
         if box[2] - box[0] < 4 or box[3] - box[1] < 4:
-            return frame, None
+            return None
         ox, oy = box[0], box[1]
         rgb = frame.rgb_region(box)
         landmarks = face.landmarks - np.array([ox, oy, 0.0])
@@ -166,15 +178,22 @@ class WarpLips:
         warp = build_warp(local, target, pose, (0, 0, w, h), cfg, weight)
         region = cv2.remap(rgb, warp.map_x, warp.map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         lip, teeth = self._colours(rgb, landmarks)
-        half = 0.5 * (shape.inner[1] - shape.inner[0])
-        paint_cavity(region, warp, lip, teeth, shape.frame.scale, half)
-        mask = warp.mask * weight if weight < 1.0 else warp.mask
         frame_w, frame_h = frame.size
         cut = [box[i] != full[i] and box[i] != edge for i, edge in enumerate((0, 0, frame_w, frame_h))]
-        if any(cut):
-            mask = fade_cut_edges(mask, cut, max(2.0, _CUT_FADE * shape.frame.scale))
-        patch = blend_region(rgb, region, mask)
-        return frame.with_patch(box, patch), Rendered(warp, local, pose, (ox, oy), target)
+        return Draft(frame, box, rgb, region, lip, teeth, weight, cut, Rendered(warp, local, pose, (ox, oy), target))
+
+    def finish(self, draft: Draft, paint: bool = True) -> tuple[Frame, Rendered]:
+        """Paint the opened mouth (unless `paint` is False) and blend the warped region into the frame."""
+        rendered = draft.rendered
+        warp, shape, region = rendered.warp, rendered.shape, draft.region
+        if paint:
+            half = 0.5 * (shape.inner[1] - shape.inner[0])
+            paint_cavity(region, warp, draft.lip, draft.teeth, shape.frame.scale, half)
+        mask = warp.mask * draft.weight if draft.weight < 1.0 else warp.mask
+        if any(draft.cut):
+            mask = fade_cut_edges(mask, draft.cut, max(2.0, _CUT_FADE * shape.frame.scale))
+        patch = blend_region(draft.rgb, region, mask)
+        return draft.frame.with_patch(draft.box, patch), rendered
 
     def _colours(self, rgb: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Lip and teeth colours, followed slowly so the paint does not flicker."""

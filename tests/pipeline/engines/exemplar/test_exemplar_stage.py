@@ -88,15 +88,15 @@ def test_no_seam_where_the_exemplar_is_pasted(windows):
         stage._learn(window)
     ratios = []
     for window in windows[:6]:
-        moved = stage.warp(window)
-        for frame in moved.owned:
-            record = moved.rendered.get(frame.index)
-            target = None if record is None else target_descriptor(record)
+        for original, pose in zip(window.owned, stage.warp.poses(window)):
+            draft = stage.warp.draft(original, pose)
+            target = None if draft is None else target_descriptor(draft.rendered)
             if target is None or target[0] < 0.02:
                 continue
             (exemplar,) = choose([target], stage.bank.exemplars())
             if exemplar is None:
                 continue
+            frame, record = stage.warp.finish(draft, paint=False)  # as the stage does under an exemplar
             out = draw_exemplar(frame, record, exemplar)
             x0, y0, x1, y1 = lips_box(record)
             _, _, mask, _ = exemplar_maps(record, exemplar, (x0, y0, x1, y1))
