@@ -95,7 +95,8 @@ def _match_colour(render: np.ndarray, base: np.ndarray, ring: np.ndarray) -> np.
     src, dst = render[ring].astype(np.float32), base[ring].astype(np.float32)
     gain = np.clip(dst.std(axis=0) / np.maximum(src.std(axis=0), 1.0), 0.8, 1.25)
     offset = dst.mean(axis=0) - gain * src.mean(axis=0)
-    return np.clip(render.astype(np.float32) * gain + offset, 0, 255).astype(np.uint8)
+    # per channel: gain * value + offset, rounded and saturated in one pass
+    return cv2.transform(render, np.hstack([np.diag(gain), offset[:, None]]).astype(np.float32))
 
 
 def draw_exemplar(frame: Frame, rendered: Rendered, exemplar: Exemplar, weight: float = 1.0) -> Frame:
