@@ -68,6 +68,9 @@ class LiveFace:
     options: FaceOptions
     source: str
 
+    def __post_init__(self) -> None:
+        self.frames.flags.writeable = False  # frames are handed out as they are: nobody may draw on the loop
+
     @property
     def size(self) -> int:
         return self.options.size

@@ -214,7 +214,7 @@ class LiveSession:
     def position(self) -> int:
         """The stream's current sample position: the wall clock since the first frame (paced), else the next frame's."""
         if self.pace and self._started is not None:
-            return max(int((self.clock() - self._started) * RATE), self._sample(self._tick) - RATE)
+            return int((self.clock() - self._started) * RATE)
         return self._sample(self._tick)
 
     def push_audio(self, pcm: bytes | np.ndarray) -> None:
@@ -301,13 +301,13 @@ class LiveSession:
             self._timeline.forget(first - margin)
         frame = self.face.frame(tick, self.step)
         drawn = draw and frame.face is not None
+        picture = self.face.frames[frame.source_index]  # the loop frame as prepared, unless the engine edits it
         if drawn:
             out = self._run(self._window(tick, frame, span)).owned[0]
-            picture = out.decoded.to_ndarray() if out.patch is None or out.decoded is None else patched_picture(out.decoded, out.patch).to_ndarray()
-        else:
-            picture = self.face.frames[frame.source_index]
-            if not draw:
-                self.stats.dropped += 1
+            if out.patch is not None and out.decoded is not None:
+                picture = patched_picture(out.decoded, out.patch).to_ndarray()
+        elif not draw:
+            self.stats.dropped += 1
         audio = span.at(Fraction(first, RATE), (end - first) / RATE)
         pcm = np.clip(np.round(audio * 32768.0), -32768, 32767).astype(np.int16)  # s16le in, the same samples out
         self.stats.draw_seconds += time.perf_counter() - start
