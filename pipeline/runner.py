@@ -6,9 +6,16 @@
 The runner owns every task, queue and thread of its job; stages stay plain
 callables. Model stages run on their device's process-wide executor
 (`executors.device_executor`), shared with concurrent jobs.
-Each queue holds at most `queue_size` windows, so the frames alive at once
-are bounded by (number of queues + number of busy tasks) x window size,
-whatever the video's length. End of stream is an explicit item that drains
+
+Memory is a budget of windows, not a size per queue: a window is admitted
+(decoding starts) only while fewer than `in_flight` windows are between the
+decoder and the end of their encoding, so the decoded pictures alive at
+once are about `in_flight` x stride + overlap, whatever the video's length
+(1080x1920 yuv420p: 3 MB a picture). The default, one window per task
+(decode, each stage, encode), lets every task work at once; bounded queues
+per hop held up to three windows each (two queued, one finished and waiting
+to be put) and a 1080x1920 exemplar job about 190 pictures, 4 windows now
+72. End of stream is an explicit item that drains
 every stage in order; an error or a cancellation cancels every task at
 once, aborts the sink (removing its temporary file) and re-raises the first
 error.
@@ -50,9 +57,10 @@ class _Busy:
 class Runner:
     """Connects a window producer, stages and a sink, and runs them to the end."""
 
-    def __init__(self, stages: Sequence[Stage], *, queue_size: int = 2) -> None:
+    def __init__(self, stages: Sequence[Stage], *, in_flight: int | None = None) -> None:
+        """`in_flight`: windows admitted at once (at least 1); None: one per task, `len(stages) + 2`."""
         self.stages = list(stages)
-        self.queue_size = queue_size
+        self.in_flight = max(1, in_flight if in_flight is not None else len(self.stages) + 2)
         self._executors: dict[str, cf.ThreadPoolExecutor] = {}
 
     def _executor(self, key: str) -> cf.ThreadPoolExecutor:
@@ -80,7 +88,9 @@ class Runner:
         with `counted` how many of a window's owned frames it really writes.
         """
         loop = asyncio.get_running_loop()
-        queues: list[asyncio.Queue[Window | _End]] = [asyncio.Queue(self.queue_size) for _ in range(len(self.stages) + 1)]
+        # Admission is the bound: no queue can hold more than the windows admitted.
+        admitted = asyncio.Semaphore(self.in_flight)
+        queues: list[asyncio.Queue[Window | _End]] = [asyncio.Queue(self.in_flight) for _ in range(len(self.stages) + 1)]
         busy = [_Busy() for _ in self.stages]
         meter = meter if meter is not None else ProgressMeter(total_frames)
         written = 0
@@ -88,12 +98,14 @@ class Runner:
         async def produce() -> None:
             decode = self._executor("decode")
             while True:
+                await admitted.acquire()  # released when a window's encoding ends
                 window = await loop.run_in_executor(decode, next, windows, END)
                 await queues[0].put(window)
                 if window is END:
                     return
+                del window  # a task keeps no window it handed on: its pictures go when the encoder is done
 
-        in_flight: set[cf.Future[Window]] = set()  # calls on shared device executors
+        calls: set[cf.Future[Window]] = set()  # calls on shared device executors
 
         async def stage_task(i: int, stage: Stage) -> None:
             executor = device_executor(stage.device) if stage.device else self._executor(f"stage-{i}-{stage.name}")
@@ -104,13 +116,16 @@ class Runner:
                     return
                 started = time.perf_counter()
                 call = executor.submit(stage, item)
-                in_flight.add(call)
-                call.add_done_callback(in_flight.discard)
+                calls.add(call)
+                call.add_done_callback(calls.discard)
+                del item
                 result = await asyncio.wrap_future(call, loop=loop)
+                del call  # the future holds the result too
                 busy[i].seconds += time.perf_counter() - started
                 if not isinstance(result, Window):
                     raise PipelineError(f"stage {stage.name} returned {type(result).__name__}, not a Window")
                 await queues[i + 1].put(result)
+                del result
 
         async def consume() -> None:
             nonlocal written
@@ -120,9 +135,11 @@ class Runner:
                 if isinstance(item, _End):
                     return
                 data = await loop.run_in_executor(encode, write, item)
+                frames = item.own_stop - item.own_start if counted is None else counted(item)
+                del item
+                admitted.release()
                 if data and on_fragment is not None:
                     await on_fragment(data)
-                frames = item.own_stop - item.own_start if counted is None else counted(item)
                 written += frames
                 event = meter.advance(
                     frames,
@@ -142,7 +159,7 @@ class Runner:
             # the event loop so other work on it goes on meanwhile.
             executors = list(self._executors.values())
             self._executors.clear()
-            await asyncio.shield(asyncio.to_thread(_shutdown, executors, list(in_flight)))
+            await asyncio.shield(asyncio.to_thread(_shutdown, executors, list(calls)))
         return written
 
 
