@@ -99,7 +99,7 @@ class ExemplarMouths:
         self._fit_range()
         window = self.warp(window)
         if not isinstance(window, MouthWindow) or not window.rendered:
-            return window
+            return window.as_kind(Window)
         frames = list(window.frames)
         owned = range(window.own_start, window.own_stop)
         records = [window.rendered.get(frames[k].index) for k in owned]
@@ -116,7 +116,9 @@ class ExemplarMouths:
                 frames[k] = draw_exemplar(frames[k], record, exemplar, 1.0 if face is None else float(face.weight))
                 self.drawn += 1
                 self._previous = (frames[k].index, exemplar)
-        return window.with_frames(frames)
+        # The records (eight float layers per frame) are this stage's alone: the window
+        # waiting for and inside the encoder carries only its frames.
+        return window.as_kind(Window).with_frames(frames)
 
     def _fit_range(self) -> None:
         """Open the mouth as far as this speaker does (the bank's openings), never further than the warp engine."""
