@@ -11,14 +11,18 @@ Memory is a budget of windows, not a size per queue: a window is admitted
 (decoding starts) only while fewer than `in_flight` windows are between the
 decoder and the end of their encoding, so the decoded pictures alive at
 once are about `in_flight` x stride + overlap, whatever the video's length
-(1080x1920 yuv420p: 3 MB a picture). The default, one window per task
-(decode, each stage, encode), lets every task work at once; bounded queues
-per hop held up to three windows each (two queued, one finished and waiting
-to be put) and a 1080x1920 exemplar job about 190 pictures, 4 windows now
-72. End of stream is an explicit item that drains
-every stage in order; an error or a cancellation cancels every task at
-once, aborts the sink (removing its temporary file) and re-raises the first
-error.
+(1080x1920 yuv420p: 3 MB a picture). By default the decoder and the plain
+stages work one window ahead of the encoder (2), plus one window per model
+stage: plain stages share the codec's cores, where a deeper pipeline bought
+nothing measurable (demo2 exemplar on 2 cores: 17.3, 16.5 and 17.2 s with
+2, 3 and 4 windows; 671, 724 and 780 MB), while a model stage runs on its
+device's executor, which the windows around it should keep busy. Bounded
+queues per hop held up to three windows each (two queued, one finished and
+waiting to be put): 186 pictures alive at once in that job, 56 now.
+
+End of stream is an explicit item that drains every stage in order; an
+error or a cancellation cancels every task at once, aborts the sink
+(removing its temporary file) and re-raises the first error.
 """
 
 from __future__ import annotations
@@ -58,9 +62,10 @@ class Runner:
     """Connects a window producer, stages and a sink, and runs them to the end."""
 
     def __init__(self, stages: Sequence[Stage], *, in_flight: int | None = None) -> None:
-        """`in_flight`: windows admitted at once (at least 1); None: one per task, `len(stages) + 2`."""
+        """`in_flight`: windows admitted at once (at least 1); None: 2, plus one per stage that names a device."""
         self.stages = list(stages)
-        self.in_flight = max(1, in_flight if in_flight is not None else len(self.stages) + 2)
+        default = 2 + sum(1 for stage in self.stages if stage.device)
+        self.in_flight = max(1, in_flight if in_flight is not None else default)
         self._executors: dict[str, cf.ThreadPoolExecutor] = {}
 
     def _executor(self, key: str) -> cf.ThreadPoolExecutor:

@@ -72,8 +72,14 @@ def test_windows_admitted_are_bounded(in_flight):
 
     ahead = asyncio.run(go())
     # one in the stage, the rest decoded and queued: no window is decoded beyond the budget
-    # (the default: one per task, decode + one stage + encode)
-    assert ahead == (in_flight or 3)
+    # (the default for plain stages: one window ahead of the encoder's)
+    assert ahead == (in_flight or 2)
+
+
+def test_model_stages_get_a_window_each_by_default():
+    plain, model = Tag("plain"), Tag("model")
+    model.device = "cpu"
+    assert Runner([plain]).in_flight == 2 and Runner([plain, model]).in_flight == 3
 
 
 class Picture:
@@ -101,7 +107,7 @@ class Restamp:
         return window.with_frames([f.with_face(None) for f in window.frames])
 
 
-def pictures_alive_at_most(frames, config):
+def pictures_alive_at_most(frames, config, in_flight):
     """Peak pictures alive over a run of `frames` whose writer is the bottleneck, so the budget fills."""
     Picture.alive = Picture.peak = 0
 
@@ -114,21 +120,23 @@ def pictures_alive_at_most(frames, config):
         time.sleep(0.002)
         return b""
 
-    written = asyncio.run(Runner([Restamp("faces"), Restamp("engine")]).run(frame_windows(decode(), None, config), write))
+    runner = Runner([Restamp("faces"), Restamp("engine")], in_flight=in_flight)
+    written = asyncio.run(runner.run(frame_windows(decode(), None, config), write))
     assert written == frames and Picture.alive == 0
     return Picture.peak
 
 
-def test_decoded_pictures_alive_are_bounded_by_the_window_budget_not_the_length():
-    # The path from the window planner through two stages to the writer: with the
-    # default budget (2 stages + 2) 4 windows' new frames plus the overlap are alive,
-    # however long the clip (queues per hop held up to 3 windows each: 136-168 here).
-    # The slack is a worker thread that lets go of its window a moment after handing it on.
+@pytest.mark.parametrize("in_flight", [None, 4])
+def test_decoded_pictures_alive_are_bounded_by_the_window_budget_not_the_length(in_flight):
+    # The path from the window planner through two stages to the writer: the budget's
+    # windows of new frames plus the overlap are alive, however long the clip (queues
+    # per hop held up to 3 windows each: 136-168 pictures here). The slack is a worker
+    # thread that lets go of its window a moment after handing it on.
     config = WindowConfig(size=24, overlap=8)
     stride = config.size - config.overlap
-    bound = 4 * stride + config.overlap
+    bound = (in_flight or 2) * stride + config.overlap
     for frames in (200, 2000):
-        peak = pictures_alive_at_most(frames, config)
+        peak = pictures_alive_at_most(frames, config, in_flight)
         assert bound - stride < peak <= bound + stride // 2, (frames, peak, bound)
 
 
