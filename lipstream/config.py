@@ -31,14 +31,16 @@ QUALITIES: tuple[Quality, ...] = ("fast", "balanced", "best")
 class WindowConfig:
     """How frames are grouped for the stages.
 
-    Memory per window is about `size` decoded frames (1080x1920 yuv420p: 3 MB
-    each); each queue between stages holds `queue_size` windows, so a
-    passthrough run of a 1080x1920 video peaks near 0.7-1 GB whatever its length.
+    The pipeline admits `in_flight` windows at once (None: 2, plus one per
+    model stage), so about `in_flight` x (size - overlap) + overlap decoded
+    frames are alive (1080x1920 yuv420p: 3 MB each), whatever the video's
+    length (see lipstream.pipeline.runner). More windows let plain stages
+    run beside each other: worth it only with cores to spare.
     """
 
     size: int = 24
     overlap: int = 8
-    queue_size: int = 2
+    in_flight: int | None = None
     audio_margin: float = 0.5  # seconds of audio attached before and after a window
 
     def __post_init__(self) -> None:
@@ -47,8 +49,8 @@ class WindowConfig:
                 f"window overlap ({self.overlap}) must be from 0 to one less than the window size ({self.size}); "
                 "lower --overlap or raise --window"
             )
-        if self.queue_size < 1:
-            raise InputError("queue_size must be >= 1")
+        if self.in_flight is not None and self.in_flight < 1:
+            raise InputError("in_flight must be >= 1 window")
 
 
 @dataclass(frozen=True)

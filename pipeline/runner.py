@@ -6,12 +6,23 @@
 The runner owns every task, queue and thread of its job; stages stay plain
 callables. Model stages run on their device's process-wide executor
 (`executors.device_executor`), shared with concurrent jobs.
-Each queue holds at most `queue_size` windows, so the frames alive at once
-are bounded by (number of queues + number of busy tasks) x window size,
-whatever the video's length. End of stream is an explicit item that drains
-every stage in order; an error or a cancellation cancels every task at
-once, aborts the sink (removing its temporary file) and re-raises the first
-error.
+
+Memory is a budget of windows, not a size per queue: a window is admitted
+(decoding starts) only while fewer than `in_flight` windows are between the
+decoder and the end of their encoding, so the decoded pictures alive at
+once are about `in_flight` x stride + overlap, whatever the video's length
+(1080x1920 yuv420p: 3 MB a picture). By default the decoder and the plain
+stages work one window ahead of the encoder (2), plus one window per model
+stage: plain stages share the codec's cores, where a deeper pipeline bought
+nothing measurable (demo2 exemplar on 2 cores: 17.3, 16.5 and 17.2 s with
+2, 3 and 4 windows; 671, 724 and 780 MB), while a model stage runs on its
+device's executor, which the windows around it should keep busy. Bounded
+queues per hop held up to three windows each (two queued, one finished and
+waiting to be put): 186 pictures alive at once in that job, 56 now.
+
+End of stream is an explicit item that drains every stage in order; an
+error or a cancellation cancels every task at once, aborts the sink
+(removing its temporary file) and re-raises the first error.
 """
 
 from __future__ import annotations
@@ -50,9 +61,11 @@ class _Busy:
 class Runner:
     """Connects a window producer, stages and a sink, and runs them to the end."""
 
-    def __init__(self, stages: Sequence[Stage], *, queue_size: int = 2) -> None:
+    def __init__(self, stages: Sequence[Stage], *, in_flight: int | None = None) -> None:
+        """`in_flight`: windows admitted at once (at least 1); None: 2, plus one per stage that names a device."""
         self.stages = list(stages)
-        self.queue_size = queue_size
+        default = 2 + sum(1 for stage in self.stages if stage.device)
+        self.in_flight = max(1, in_flight if in_flight is not None else default)
         self._executors: dict[str, cf.ThreadPoolExecutor] = {}
 
     def _executor(self, key: str) -> cf.ThreadPoolExecutor:
@@ -80,7 +93,9 @@ class Runner:
         with `counted` how many of a window's owned frames it really writes.
         """
         loop = asyncio.get_running_loop()
-        queues: list[asyncio.Queue[Window | _End]] = [asyncio.Queue(self.queue_size) for _ in range(len(self.stages) + 1)]
+        # Admission is the bound: no queue can hold more than the windows admitted.
+        admitted = asyncio.Semaphore(self.in_flight)
+        queues: list[asyncio.Queue[Window | _End]] = [asyncio.Queue(self.in_flight) for _ in range(len(self.stages) + 1)]
         busy = [_Busy() for _ in self.stages]
         meter = meter if meter is not None else ProgressMeter(total_frames)
         written = 0
@@ -88,12 +103,14 @@ class Runner:
         async def produce() -> None:
             decode = self._executor("decode")
             while True:
+                await admitted.acquire()  # released when a window's encoding ends
                 window = await loop.run_in_executor(decode, next, windows, END)
                 await queues[0].put(window)
                 if window is END:
                     return
+                del window  # a task keeps no window it handed on: its pictures go when the encoder is done
 
-        in_flight: set[cf.Future[Window]] = set()  # calls on shared device executors
+        calls: set[cf.Future[Window]] = set()  # calls on shared device executors
 
         async def stage_task(i: int, stage: Stage) -> None:
             executor = device_executor(stage.device) if stage.device else self._executor(f"stage-{i}-{stage.name}")
@@ -104,13 +121,16 @@ class Runner:
                     return
                 started = time.perf_counter()
                 call = executor.submit(stage, item)
-                in_flight.add(call)
-                call.add_done_callback(in_flight.discard)
+                calls.add(call)
+                call.add_done_callback(calls.discard)
+                del item
                 result = await asyncio.wrap_future(call, loop=loop)
+                del call  # the future holds the result too
                 busy[i].seconds += time.perf_counter() - started
                 if not isinstance(result, Window):
                     raise PipelineError(f"stage {stage.name} returned {type(result).__name__}, not a Window")
                 await queues[i + 1].put(result)
+                del result
 
         async def consume() -> None:
             nonlocal written
@@ -120,9 +140,11 @@ class Runner:
                 if isinstance(item, _End):
                     return
                 data = await loop.run_in_executor(encode, write, item)
+                frames = item.own_stop - item.own_start if counted is None else counted(item)
+                del item
+                admitted.release()
                 if data and on_fragment is not None:
                     await on_fragment(data)
-                frames = item.own_stop - item.own_start if counted is None else counted(item)
                 written += frames
                 event = meter.advance(
                     frames,
@@ -142,7 +164,7 @@ class Runner:
             # the event loop so other work on it goes on meanwhile.
             executors = list(self._executors.values())
             self._executors.clear()
-            await asyncio.shield(asyncio.to_thread(_shutdown, executors, list(in_flight)))
+            await asyncio.shield(asyncio.to_thread(_shutdown, executors, list(calls)))
         return written
 
 

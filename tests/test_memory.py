@@ -108,3 +108,25 @@ def test_default_engine_memory_does_not_grow_with_length(tmp_path):
     late = [rss for frames, rss in trace if frames >= 1800]
     assert len(warm) > 5 and len(late) > 5, trace
     assert max(late) <= max(warm) * 1.08, (max(warm), max(late))
+
+
+@pytest.mark.slow
+def test_a_window_frame_costs_few_pictures(tmp_path):
+    """Peak RSS of a passthrough job with 72-frame windows against 24-frame ones, per added window frame.
+
+    The runner admits a budget of windows (passthrough: 2) between decode and
+    encode, so each frame added to the window adds about two decoded pictures
+    (640x360: 0.35 MB each). The queues per hop held up to eight windows in a
+    passthrough job: about eight pictures a window frame. 30 s (750 frames,
+    eleven 72-frame windows) in one segment, so the pipeline fills and nothing
+    but the windows differs.
+    """
+    video = lavfi_clip(tmp_path / "v.mkv", 30, size=(640, 360))
+    audio = lavfi_audio(tmp_path / "a.wav", 30)
+    peaks = {
+        size: peak_rss_mb(["sync", video, audio, "-o", tmp_path / f"out{size}.mp4", "--engine", "passthrough", "--segment", "60", "--window", size])
+        for size in (24, 72)
+    }
+    picture_mb = 640 * 360 * 1.5 / 2**20
+    per_window_frame = (peaks[72] - peaks[24]) / (72 - 24) / picture_mb
+    assert per_window_frame <= 4, (peaks, per_window_frame)

@@ -68,13 +68,17 @@ class FaceModels:
 
 
 def face_models(config: FaceConfig, device: str = "cpu", weights: Sequence[Path] = ()) -> FaceModels:
-    """Load what `config` asks for (official checkpoints from `weights`, $LIPSTREAM_WEIGHTS, the cache)."""
-    from lipstream.models._loading import load_model
+    """Load what `config` asks for (official checkpoints from `weights`, $LIPSTREAM_WEIGHTS, the cache).
 
+    Torch is imported only when a checkpoint is: the embedded models run on
+    TFLite, and importing torch alone costs ~170 MB of resident memory.
+    """
     detector: FaceDetector | None = None
     refiner = None
     name = DETECTORS[config.detector]
     if name is not None:
+        from lipstream.models._loading import load_model
+
         network = load_model(name, weights_dirs=weights, device=device)
         if name == "s3fd":
             from lipstream.models.s3fd import S3FDDetector
@@ -86,6 +90,7 @@ def face_models(config: FaceConfig, device: str = "cpu", weights: Sequence[Path]
             detector = ScaledDetector(RetinaFaceDetector(network), config.detect_size)
     name = LANDMARKS[config.landmarks]
     if name is not None:
+        from lipstream.models._loading import load_model
         from lipstream.models.fan import FanLandmarks
 
         refiner = FanLandmarks(load_model(name, weights_dirs=weights, device=device))

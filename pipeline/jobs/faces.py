@@ -47,7 +47,7 @@ async def run_faces(
 
         try:
             total = round(source.duration * source.average_rate) if source.duration else None
-            count = await Runner(stages, queue_size=window.queue_size).run(
+            count = await Runner(stages, in_flight=window.in_flight).run(
                 frame_windows(output_frames(source, "video", Fraction(0)), None, window), write, total_frames=total, on_progress=on_progress
             )
             if sink is not None:

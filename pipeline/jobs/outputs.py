@@ -18,7 +18,7 @@ from lipstream.stream.encoding import VideoTraits
 from lipstream.stream.frames import Frame
 from lipstream.stream.join import join_segments
 from lipstream.stream.partials import StateLock, output_error, remove_stale_partials, state_folder
-from lipstream.stream.sink import Sink
+from lipstream.stream.sink import Sink, release_freed_memory
 
 from .segments import DoneSegment, Journal, Segment
 
@@ -111,6 +111,8 @@ class SegmentEncoder:
         assert sink is not None
         sink.close(end, end)
         self.segment_notes = self.segment_notes or sink.notes
+        del sink  # its encoder with it, before the memory it freed is handed back
+        release_freed_memory()
         path = self._path(segment.index)
         entry = DoneSegment(
             segment.index, path.name, segment.own, self._first_pts, self._last_pts, path.stat().st_size, self._faces, self._edited, report

@@ -162,7 +162,7 @@ async def run_segments(
                 enter(segment.index)
         await _blocking(output.begin, segment)
         writer = _SegmentWriter(segment, segments, output, tally)
-        await Runner(stages, queue_size=config.window.queue_size).run(
+        await Runner(stages, in_flight=config.window.in_flight).run(
             frame_windows(segment.frames, feed, config.window),
             writer.write,
             meter=meter,

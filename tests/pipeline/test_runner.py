@@ -1,4 +1,4 @@
-"""The runner alone: ordering, drain, errors, cancellation and bounded queues."""
+"""The runner alone: ordering, drain, errors, cancellation and the bound on windows in flight."""
 
 import asyncio
 import time
@@ -7,9 +7,11 @@ from fractions import Fraction
 
 import pytest
 
+from lipstream.config import WindowConfig
 from lipstream.errors import PipelineError
 from lipstream.pipeline.runner import Runner
 from lipstream.stream.frames import Frame, Window
+from lipstream.stream.windows import frame_windows
 
 
 def make_windows(count, produced):
@@ -55,12 +57,13 @@ def test_stage_error_stops_everything_with_that_error():
     assert len(produced) < 30, "the producer must stop soon after the failure"
 
 
-def test_queues_are_bounded():
+@pytest.mark.parametrize("in_flight", [None, 5])
+def test_windows_admitted_are_bounded(in_flight):
     gate = threading.Event()
     produced = []
 
     async def go():
-        task = asyncio.create_task(Runner([Tag("slow", block=gate)], queue_size=2).run(make_windows(100, produced), lambda w: b""))
+        task = asyncio.create_task(Runner([Tag("slow", block=gate)], in_flight=in_flight).run(make_windows(100, produced), lambda w: b""))
         await asyncio.sleep(0.5)
         ahead = len(produced)
         gate.set()
@@ -68,8 +71,73 @@ def test_queues_are_bounded():
         return ahead
 
     ahead = asyncio.run(go())
-    # one in the stage, two queued, one waiting in the producer's put, one being decoded
-    assert ahead <= 5
+    # one in the stage, the rest decoded and queued: no window is decoded beyond the budget
+    # (the default for plain stages: one window ahead of the encoder's)
+    assert ahead == (in_flight or 2)
+
+
+def test_model_stages_get_a_window_each_by_default():
+    plain, model = Tag("plain"), Tag("model")
+    model.device = "cpu"
+    assert Runner([plain]).in_flight == 2 and Runner([plain, model]).in_flight == 3
+
+
+class Picture:
+    """Stands for a decoded picture; counts how many are alive at once."""
+
+    alive = peak = 0
+
+    def __init__(self):
+        Picture.alive += 1
+        Picture.peak = max(Picture.peak, Picture.alive)
+
+    def __del__(self):
+        Picture.alive -= 1
+
+
+class Restamp:
+    """A stage that hands on new Frame objects over the same pictures, as the face stage and engines do."""
+
+    device = None
+
+    def __init__(self, name):
+        self.name = name
+
+    def __call__(self, window):
+        return window.with_frames([f.with_face(None) for f in window.frames])
+
+
+def pictures_alive_at_most(frames, config, in_flight):
+    """Peak pictures alive over a run of `frames` whose writer is the bottleneck, so the budget fills."""
+    Picture.alive = Picture.peak = 0
+
+    def decode():
+        for i in range(frames):
+            time.sleep(0)  # let the other threads run, as a real decoder does
+            yield Frame(i, i, Fraction(1, 25), i, decoded=Picture())
+
+    def write(window):
+        time.sleep(0.002)
+        return b""
+
+    runner = Runner([Restamp("faces"), Restamp("engine")], in_flight=in_flight)
+    written = asyncio.run(runner.run(frame_windows(decode(), None, config), write))
+    assert written == frames and Picture.alive == 0
+    return Picture.peak
+
+
+@pytest.mark.parametrize("in_flight", [None, 4])
+def test_decoded_pictures_alive_are_bounded_by_the_window_budget_not_the_length(in_flight):
+    # The path from the window planner through two stages to the writer: the budget's
+    # windows of new frames plus the overlap are alive, however long the clip (queues
+    # per hop held up to 3 windows each: 136-168 pictures here). The slack is a worker
+    # thread that lets go of its window a moment after handing it on.
+    config = WindowConfig(size=24, overlap=8)
+    stride = config.size - config.overlap
+    bound = (in_flight or 2) * stride + config.overlap
+    for frames in (200, 2000):
+        peak = pictures_alive_at_most(frames, config, in_flight)
+        assert bound - stride < peak <= bound + stride // 2, (frames, peak, bound)
 
 
 def test_cancel_aborts_at_once():
