@@ -25,17 +25,12 @@ from lipstream.stream.live_mux import LiveMuxer
 from . import live_protocol
 from .live_protocol import FMP4, RAW, Interrupt, LiveProtocol, LiveStart, Stop, media_header
 from .protocol import Hello, ProtocolError, encode, error
+from .session import Close
 from .state import ServerState
 
 log = logging.getLogger(__name__)
 
 STATS_SECONDS = 1.0  # a stats message this often while streaming
-
-
-class _Close(Exception):
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(reason)
-        self.code, self.reason = code, reason
 
 
 class LiveConnection:
@@ -76,10 +71,10 @@ class LiveConnection:
                 except ProtocolError as exc:
                     await self.ws.send(error(exc.code, str(exc)))
                     if exc.fatal:
-                        raise _Close(1008 if exc.code == "unauthorized" else 1003, exc.code) from None
+                        raise Close(1008 if exc.code == "unauthorized" else 1003, exc.code) from None
         except ConnectionClosed:
             pass
-        except _Close as close:
+        except Close as close:
             await self._goodbye(None, close.code, close.reason)
         finally:
             await self._end()
@@ -111,7 +106,7 @@ class LiveConnection:
         assert setup is not None
         if self.app.live_sessions >= setup.max_sessions:
             await self.ws.send(error("busy", f"{setup.max_sessions} live sessions are running; try again later"))
-            raise _Close(1013, "busy")
+            raise Close(1013, "busy")
         self.app.live_sessions += 1
         self._slot = True
         self.stream = self.avatar.session()

@@ -43,7 +43,9 @@ def engine_names() -> tuple[str, ...]:
     return (AUTO, *ENGINES)
 
 
-class _Close(Exception):
+class Close(Exception):
+    """Raised inside a connection's handler: close with `code` and `reason` (after any message already sent)."""
+
     def __init__(self, code: int, reason: str) -> None:
         super().__init__(reason)
         self.code, self.reason = code, reason
@@ -100,7 +102,7 @@ class Connection:
                     await self._on_binary(message)
         except ConnectionClosed:
             pass
-        except _Close as close:
+        except Close as close:
             await self._goodbye(None, close.code, close.reason)
         finally:
             await self._drop_job()
@@ -139,7 +141,7 @@ class Connection:
                 admitted, _ = self.app.counts()
                 if admitted > self.app.config.max_connections:  # this one now counts among them
                     await self._send(protocol.error("busy", "too many connections; try again later"))
-                    raise _Close(1013, "busy")
+                    raise Close(1013, "busy")
             if isinstance(request, Start):
                 await self._start(request)
             elif isinstance(request, Cancel):
@@ -175,7 +177,7 @@ class Connection:
     async def _refuse(self, exc: ProtocolError) -> None:
         await self._send(protocol.error(exc.code, str(exc), self.job.id if self.job else None))
         if exc.fatal:
-            raise _Close(1008, exc.code)
+            raise Close(1008, exc.code)
 
     async def _start(self, start: Start) -> None:
         root = self.app.config.root
