@@ -106,7 +106,7 @@ def check_file(spec: WeightFile, path: Path) -> None:
 def read_checkpoint(path: Path) -> Mapping[str, Any]:
     """``torch.load(weights_only=True)`` on CPU, with errors a person can act on."""
     try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        loaded = _load(path)
     except pickle.UnpicklingError as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WeightsError(
@@ -119,6 +119,14 @@ def read_checkpoint(path: Path) -> Mapping[str, Any]:
     if not isinstance(loaded, Mapping):
         raise WeightsError(f"{path} holds a {type(loaded).__name__}, not a checkpoint dict; is it the right file?")
     return loaded
+
+
+def _load(path: Path) -> Any:
+    """Memory-mapped when the file is a zip checkpoint: only the tensors a network keeps are
+    ever read (an official Wav2Lip file is 70% optimizer state). Older files load whole."""
+    if zipfile.is_zipfile(path):
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _module(entry: Checkpoint) -> Any:
@@ -152,7 +160,7 @@ def _fit(module: nn.Module, state: dict[str, torch.Tensor], entry: Checkpoint, p
     # Checkpoints from PyTorch < 0.4.1 have no BatchNorm counters; PyTorch itself tolerates that.
     counters = [k for k in missing if k.endswith("num_batches_tracked")]
     if counters:
-        state = {**state, **{k: own[k] for k in counters}}
+        state = {**state, **{k: torch.zeros((), dtype=torch.long) for k in counters}}
         missing = [k for k in missing if k not in counters]
     unexpected = [k for k in state if k not in own]
     shapes = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
@@ -169,14 +177,45 @@ def _fit(module: nn.Module, state: dict[str, torch.Tensor], entry: Checkpoint, p
             f"{' + '.join(map(str, paths))} does not fit {entry.network} ({entry.name}): {'; '.join(problems)}; "
             f"is it the right file? For the official one, {how_to_get([entry.name])}"
         )
-    module.load_state_dict(state, strict=True)
+    if _on_meta(module):
+        # The tensors become the module's own: give them its dtypes, as a copy into it would.
+        state = {k: v.to(own[k].dtype) if v.dtype != own[k].dtype else v for k, v in state.items()}
+        module.load_state_dict(state, strict=True, assign=True)
+    else:
+        module.load_state_dict(state, strict=True)
+
+
+def _on_meta(module: nn.Module) -> bool:
+    return any(t.is_meta for t in (*module.parameters(), *module.buffers()))
 
 
 def _build(entry: Checkpoint, paths: Sequence[Path]) -> nn.Module:
+    """The network holding the checkpoint's own tensors.
+
+    It is built on the meta device, so no random initial weights are made
+    only to be overwritten; the loaded tensors become its parameters. A
+    network that makes tensors of its own (constant buffers outside the
+    state dict) is built normally instead and the weights copied in.
+    """
     network = getattr(_module(entry), entry.network)  # type: ignore[arg-type]
-    module = network() if entry.config is None else network(entry.config)
-    _fit(module, state_dict_for(entry, paths), entry, paths)
+    state = state_dict_for(entry, paths)
+    with torch.device("meta"):
+        module = network() if entry.config is None else network(entry.config)
+    own = set(module.state_dict())
+    if any(t.is_meta for name, t in _tensors(module) if name not in own):
+        module = network() if entry.config is None else network(entry.config)
+    _fit(module, state, entry, paths)
     return module.eval().requires_grad_(False)
+
+
+def _tensors(module: nn.Module) -> Iterable[tuple[str, torch.Tensor]]:
+    """Every tensor a module holds: parameters, buffers and plain tensor attributes."""
+    yield from module.named_parameters()
+    yield from module.named_buffers()
+    for prefix, child in module.named_modules():
+        for key, value in vars(child).items():
+            if isinstance(value, torch.Tensor):
+                yield f"{prefix}.{key}" if prefix else key, value
 
 
 def load_model(

@@ -11,6 +11,7 @@ import time
 import av
 import numpy as np
 import pytest
+from peak_rss import Measured
 
 
 def lavfi_clip(path, seconds, *, codec="libx264", size=(320, 180), options=None):
@@ -42,11 +43,12 @@ def lavfi_audio(path, seconds):
 
 
 def peak_rss_mb(args):
-    proc = subprocess.Popen([sys.executable, "-m", "lipstream", *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    assert proc.returncode == 0, proc.stderr.read().decode()
-    return usage.ru_maxrss / 1024
+    """The job's own peak (see tests/support/peak_rss.py: a child spawned from this big test process
+    would otherwise read as at least this process's size)."""
+    job = Measured([sys.executable, "-m", "lipstream", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err = job.proc.stderr.read()
+    assert job.wait() == 0, err.decode()
+    return job.peak_mb
 
 
 @pytest.mark.slow
@@ -129,4 +131,5 @@ def test_a_window_frame_costs_few_pictures(tmp_path):
     }
     picture_mb = 640 * 360 * 1.5 / 2**20
     per_window_frame = (peaks[72] - peaks[24]) / (72 - 24) / picture_mb
-    assert per_window_frame <= 4, (peaks, per_window_frame)
+    # at least one picture a frame: the measurement sees the windows at all
+    assert 1 <= per_window_frame <= 4, (peaks, per_window_frame)

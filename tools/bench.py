@@ -14,7 +14,6 @@ pipeline with the face stage (`--engine faces`) against passthrough.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,9 @@ from lipstream.config import EncodeConfig
 from lipstream.stream.encoding import VideoTraits, choose_encoding
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests" / "support"))
+
+from peak_rss import Measured  # noqa: E402  (a child's own peak RSS)
 
 
 def bare_loop(video: Path, audio: Path, out: Path) -> int:
@@ -75,12 +77,11 @@ def measure(cmd: list[str]) -> tuple[float, float, float]:
     shared machine wall time swings with other people's load.
     """
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"benchmark command failed: {' '.join(cmd)}\n{proc.stderr.read().decode()}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    job = Measured(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err = job.proc.stderr.read().decode()
+    if job.wait() != 0:
+        raise SystemExit(f"benchmark command failed: {' '.join(cmd)}\n{err}")
+    return time.perf_counter() - start, job.cpu_seconds, job.peak_mb
 
 
 def bench_passthrough(media: Path, repeat: int) -> list[tuple[str, float, float, float, float]]:

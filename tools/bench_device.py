@@ -39,6 +39,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent / "tests"), str(HERE.parent / "tests" / "support")]
 
+from peak_rss import Measured  # noqa: E402  (a child's own peak RSS)
+
 ROWS = ("passthrough", "wav2lip", "retalking-fast", "retalking-balanced", "two-jobs", "networks", "original")
 
 
@@ -56,10 +58,10 @@ class Run:
 
 
 class GpuMemory:
-    """Peak GPU memory of some processes, polled with nvidia-smi (None when it is not there)."""
+    """Peak GPU memory of some jobs, polled with nvidia-smi (None when it is not there)."""
 
-    def __init__(self, pids: list[int]) -> None:
-        self.pids, self.peak, self._stop = {str(p) for p in pids}, 0.0, threading.Event()
+    def __init__(self, jobs: list[Measured]) -> None:
+        self.jobs, self.peak, self._stop = jobs, 0.0, threading.Event()
         self.available = shutil.which("nvidia-smi") is not None
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
@@ -76,34 +78,33 @@ class GpuMemory:
     def _poll(self) -> None:
         query = ["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"]
         while not self._stop.is_set():
+            pids = {str(job.job_pid()) for job in self.jobs}
             out = subprocess.run(query, capture_output=True, text=True, check=False).stdout
-            used = sum(float(m) for p, m in (line.split(",") for line in out.splitlines() if "," in line) if p.strip() in self.pids)
+            used = sum(float(m) for p, m in (line.split(",") for line in out.splitlines() if "," in line) if p.strip() in pids)
             self.peak = max(self.peak, used)
             self._stop.wait(0.2)
 
 
-def _wait(proc: subprocess.Popen) -> tuple[float, str]:
-    """(peak RSS MB, stderr) of a finished child; raises with its stderr when it failed."""
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(map(str, proc.args))} failed ({proc.returncode}):\n{err[-3000:]}")
-    return usage.ru_maxrss / 1024, err
+def _wait(job: Measured) -> tuple[float, str]:
+    """(peak RSS MB, stderr) of a finished job; raises with its stderr when it failed."""
+    err = job.proc.stderr.read().decode() if job.proc.stderr else ""
+    if job.wait() != 0:
+        raise SystemExit(f"{' '.join(map(str, job.proc.args))} failed ({job.returncode}):\n{err[-3000:]}")
+    return job.peak_mb, err
 
 
 def sync_jobs(args: argparse.Namespace, video: Path, audio: Path, options: list[list[str]], out_dir: Path) -> list[Run]:
     """Run `lipstream sync` once per option list, all at once; one Run each."""
     started = time.perf_counter()
-    procs = []
+    jobs = []
     for k, extra in enumerate(options):
         command = [sys.executable, "-m", "lipstream", "sync", video, audio, "-o", out_dir / f"out{k}.mp4", "--json", *extra]
-        procs.append(subprocess.Popen(list(map(str, command)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
-    gpu = GpuMemory([p.pid for p in procs]) if args.device.startswith("cuda") else None
+        jobs.append(Measured(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+    gpu = GpuMemory(jobs) if args.device.startswith("cuda") else None
     runs = []
     with gpu if gpu is not None else _nothing():
-        for proc in procs:
-            rss, err = _wait(proc)
+        for job in jobs:
+            rss, err = _wait(job)
             wall = time.perf_counter() - started
             events = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
             done = next(e for e in reversed(events) if e.get("event") == "done")
@@ -162,8 +163,7 @@ def original_row(args: argparse.Namespace, video: Path, audio: Path, weights: Pa
         "--audio", str(audio), "--outfile", str(out_dir / "original.mp4"), "--box", *map(str, box),
     ]
     started = time.perf_counter()
-    proc = subprocess.Popen(command, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    rss, _ = _wait(proc)
+    rss, _ = _wait(Measured(command, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
     wall = time.perf_counter() - started
     ours = sync_jobs(args, video, audio, [["--engine", "wav2lip", "--device", args.device, "--weights", str(weights)]], out_dir)[0]
     frames = ours.frames
@@ -224,7 +224,7 @@ def main() -> None:
             "retalking-balanced": ["--engine", "retalking", "--quality", "balanced", *device],
         }
         print(f"device {args.device}, demo2 1080x1920{'' if not args.seconds else f', first {args.seconds:g} s'}, {os.cpu_count()} cores")
-        print(f"| run | fps | x passthrough | peak RSS MB | GPU MB | stage busy s |\n|---|---|---|---|---|---|")
+        print("| run | fps | x passthrough | peak RSS MB | GPU MB | stage busy s |\n|---|---|---|---|---|---|")
         floor = one = None
         wanted = [n for n in jobs if n in args.only]
         if "two-jobs" in args.only and "wav2lip" not in wanted:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -31,21 +30,22 @@ import cv2
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests" / "support"))
+
+from peak_rss import Measured  # noqa: E402  (a child's own peak RSS)
 
 
 def run_cli(engine: str, video: Path, audio: Path, out: Path) -> tuple[float, float, dict]:
     """(wall s, peak RSS MB, the done event) of one `lipstream sync` as a user runs it."""
     start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "lipstream", "sync", video, audio, "-o", out, "--engine", engine, "--json"],
-        capture_output=True, text=True, check=False,
-    )
+    job = Measured([sys.executable, "-m", "lipstream", "sync", video, audio, "-o", out, "--engine", engine, "--json"],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    err = job.proc.stderr.read()
+    if job.wait() != 0:
+        raise SystemExit(f"{engine} failed: {err[-2000:]}")
     wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"{engine} failed: {proc.stderr[-2000:]}")
-    done = json.loads(proc.stderr.strip().splitlines()[-1])
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return wall, rss, done
+    done = json.loads(err.strip().splitlines()[-1])
+    return wall, job.peak_mb, done
 
 
 def decoded(path: Path, limit: int | None = None):  # type: ignore[no-untyped-def]

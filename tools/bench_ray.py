@@ -22,20 +22,21 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests" / "support"))
+
+from peak_rss import Measured  # noqa: E402  (a child's own peak RSS)
 
 
 def run(command: list[str]) -> tuple[float, float, dict[str, object]]:
     """(wall seconds, the process's peak RSS in MiB, its `done` event)."""
     start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert process.stderr is not None
-    err = process.stderr.read().decode()
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
+    job = Measured(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err = job.proc.stderr.read().decode()
+    if job.wait() != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{err}")
+    wall = time.perf_counter() - start
     done = next(json.loads(line) for line in err.splitlines() if line.startswith('{"event":"done"'))
-    return wall, usage.ru_maxrss / 1024, done
+    return wall, job.peak_mb, done
 
 
 def ray_start_seconds(cpus: int) -> float:

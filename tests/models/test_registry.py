@@ -142,6 +142,60 @@ def test_old_checkpoints_without_batchnorm_counters_load(tmp_path, syncnet_state
     assert torch.equal(model.state_dict()["face_encoder.0.conv_block.0.weight"], syncnet_state["face_encoder.0.conv_block.0.weight"])
 
 
+def test_legacy_and_half_precision_files_load(tmp_path, syncnet_state):
+    """Files saved by torch < 1.6 (not zip: read whole) and files of float16 tensors (cast to the network's float32)."""
+    wrapped = {"module." + k: v for k, v in syncnet_state.items()}
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    torch.save({"state_dict": wrapped}, legacy / "lipsync_expert.pth", _use_new_zipfile_serialization=False)
+    model = _loading.load_model("syncnet_color", weights_dirs=[legacy])
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, syncnet_state[key]), key
+    halved = {k: v.half() if v.is_floating_point() else v for k, v in wrapped.items()}
+    model = _loading.load_model("syncnet_color", weights_dirs=[_save(tmp_path / "half", {"state_dict": halved})])
+    weight = model.state_dict()["face_encoder.0.conv_block.0.weight"]
+    assert weight.dtype == torch.float32
+    assert torch.equal(weight, syncnet_state["face_encoder.0.conv_block.0.weight"].half().float())
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM from /proc")
+def test_only_the_networks_tensors_are_read(tmp_path, syncnet_state):
+    """A zip checkpoint is memory-mapped: 200 MB of optimizer state beside the weights is never read."""
+    wrapped = {"module." + k: v for k, v in syncnet_state.items()}
+    big = {"state_dict": wrapped, "optimizer": {"state": {0: {"exp_avg": torch.ones(50_000_000)}}}}
+    folder = _save(tmp_path, big)
+    code = (
+        "import re, sys, torch\n"
+        "from lipstream.models._loading import load_model\n"
+        # VmHWM, the peak of this process image (ru_maxrss would carry the parent's over exec)
+        "peak = lambda: int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())[1])\n"
+        "before = peak()\n"
+        "model = load_model('syncnet_color', weights_dirs=[sys.argv[1]])\n"
+        "assert sum(p.sum().item() for p in model.parameters()) != 0\n"
+        "print((peak() - before) // 1024)\n"
+    )
+    grown = int(subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True, check=True).stdout)
+    assert grown < 120, f"loading grew the peak by {grown} MB; the weights are 66 MB, the file 266 MB"
+
+
+def test_networks_with_tensors_of_their_own_are_built_normally(tmp_path, syncnet_state, monkeypatch):
+    """A network whose constructor makes a tensor outside its state dict is not built on the meta device."""
+    from lipstream.models import syncnet_color
+
+    class WithConstant(SyncNetColor):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("scale", torch.full((1,), 2.0), persistent=False)
+
+    monkeypatch.setattr(syncnet_color, "WithConstant", WithConstant, raising=False)
+    entry = CHECKPOINTS["syncnet_color"]
+    custom = Checkpoint("syncnet_constant", entry.title, entry.files, entry.licence, module=entry.module, network="WithConstant")
+    wrapped = {"module." + k: v for k, v in syncnet_state.items()}
+    model = _loading.load_model(custom, weights_dirs=[_save(tmp_path, {"state_dict": wrapped})])
+    assert not model.scale.is_meta and model.scale.item() == 2.0
+    assert torch.equal(model.state_dict()["face_encoder.0.conv_block.0.weight"], syncnet_state["face_encoder.0.conv_block.0.weight"])
+
+
 def test_missing_file_names_file_and_folders(tmp_path):
     with pytest.raises(WeightsError) as info:
         _loading.load_model("syncnet_color", weights_dirs=[tmp_path])
