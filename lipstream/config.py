@@ -21,6 +21,8 @@ VideoCodec = Literal["auto", "h264", "hevc"]
 VIDEO_CODECS: tuple[VideoCodec, ...] = ("auto", "h264", "hevc")
 Quality = Literal["fast", "balanced", "best"]
 Enhance = Literal["auto", "none", "gpen", "gfpgan"]
+Precision = Literal["auto", "float32"]
+PRECISIONS: tuple[Precision, ...] = ("auto", "float32")
 ENHANCES: tuple[Enhance, ...] = ("auto", "none", "gpen", "gfpgan")
 Detector = Literal["blazeface", "blazeface-short", "retinaface", "retinaface-mnet", "s3fd"]
 DETECTORS: tuple[Detector, ...] = ("blazeface", "blazeface-short", "retinaface", "retinaface-mnet", "s3fd")
@@ -163,6 +165,9 @@ class SyncConfig:
     # restore the re-drawn mouth with GPEN or GFPGAN (wav2lip, retalking); auto: the engine's choice
     # for the quality (retalking best: GFPGAN, as VideoReTalking does), else none
     enhance: Enhance = "auto"
+    # auto: float16 on CUDA and bfloat16 on CPUs that compute it natively, for the networks measured
+    # to keep their pictures within a level or two (models/_registry.py); float32: always full precision
+    precision: Precision = "auto"
     window: WindowConfig = field(default_factory=WindowConfig)
     encode: EncodeConfig = field(default_factory=EncodeConfig)
     face: FaceConfig = field(default_factory=FaceConfig)

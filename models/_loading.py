@@ -34,6 +34,7 @@ from ._registry import Checkpoint, WeightFile, find_file, get, how_to_get, searc
 __all__ = [
     "VerifyResult",
     "clear_cache",
+    "cpu_autocast",
     "file_sha256",
     "inference_dtype",
     "load_data",
@@ -208,6 +209,20 @@ def _build(entry: Checkpoint, paths: Sequence[Path]) -> nn.Module:
     return module.eval().requires_grad_(False)
 
 
+def _own_memory(module: nn.Module) -> None:
+    """Copy tensors still backed by a memory-mapped file into memory of their own.
+
+    The file's pages would otherwise stay resident beside any converted
+    copy (a channels-last conversion keeps the mapping open through the
+    biases), and a mapped file that is truncated under a running job kills
+    it; once nothing refers to the mapping, it closes.
+    """
+    with torch.no_grad():
+        for tensor in (*module.parameters(), *module.buffers()):
+            if tensor.device.type == "cpu":
+                tensor.data = tensor.data.clone()
+
+
 def _tensors(module: nn.Module) -> Iterable[tuple[str, torch.Tensor]]:
     """Every tensor a module holds: parameters, buffers and plain tensor attributes."""
     yield from module.named_parameters()
@@ -248,14 +263,35 @@ def load_model(
                 model = model.to(device=target, dtype=dtype)
             except (RuntimeError, AssertionError) as exc:  # e.g. "Torch not compiled with CUDA enabled"
                 raise InputError(f"cannot use device {target} ({exc}); choose another --device, e.g. cpu") from None
+            _own_memory(model)
             _CACHE[key] = model
     return model
 
 
-def inference_dtype(name: str | Checkpoint, device: str | torch.device) -> torch.dtype:
+def inference_dtype(name: str | Checkpoint, device: str | torch.device, precision: str = "auto") -> torch.dtype:
     """float16 on CUDA for the networks measured to keep their output in half precision
-    (`Checkpoint.half`), float32 everywhere else (CPU float16 is emulated and slow)."""
-    return torch.float16 if _entry(name).half and torch.device(device).type == "cuda" else torch.float32
+    (`Checkpoint.half`), float32 everywhere else (CPU float16 is emulated and slow) and
+    whenever `precision` is "float32"."""
+    half = precision == "auto" and _entry(name).half and torch.device(device).type == "cuda"
+    return torch.float16 if half else torch.float32
+
+
+def cpu_autocast(name: str | Checkpoint, device: str | torch.device, precision: str = "auto") -> torch.dtype | None:
+    """bfloat16 for a float32 network on a CPU that computes it natively, when the network is
+    measured to allow it (`Checkpoint.bf16`) and `precision` is "auto"; else None (no autocast).
+
+    Emulated bfloat16 is slower than float32, so CPUs without it keep float32.
+    """
+    if precision != "auto" or not _entry(name).bf16 or torch.device(device).type != "cpu":
+        return None
+    return torch.bfloat16 if _native_bf16() else None
+
+
+def _native_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def clear_cache() -> None:

@@ -2,7 +2,7 @@
 
     python tools/bench_device.py [--device cuda:0] [--media DIR] [--seconds S] [--weights DIR]
                                  [--only passthrough wav2lip retalking-fast retalking-balanced two-jobs networks original]
-                                 [--wav2lip-repo PATH]
+                                 [--wav2lip-repo PATH] [--wav2lip-python PYTHON]
 
 Every job row is `python -m lipstream sync` on demo2 (1080x1920 HEVC) as a
 user runs it, in its own process: wall time, output fps, the ratio to
@@ -159,7 +159,7 @@ def original_row(args: argparse.Namespace, video: Path, audio: Path, weights: Pa
         return "original inference.py: skipped (pass --wav2lip-repo PATH, a Wav2Lip checkout with its requirements)"
     box = _first_face_box(video)
     command = [
-        sys.executable, "inference.py", "--checkpoint_path", str(weights / "wav2lip.pth"), "--face", str(video),
+        str(args.wav2lip_python or sys.executable), "inference.py", "--checkpoint_path", str(weights / "wav2lip.pth"), "--face", str(video),
         "--audio", str(audio), "--outfile", str(out_dir / "original.mp4"), "--box", *map(str, box),
     ]
     started = time.perf_counter()
@@ -194,6 +194,7 @@ def main() -> None:
     parser.add_argument("--weights", type=Path)
     parser.add_argument("--only", nargs="+", default=list(ROWS), help=f"rows: {' '.join(ROWS)}")
     parser.add_argument("--wav2lip-repo", type=Path)
+    parser.add_argument("--wav2lip-python", type=Path, help="the Python that has the checkout's requirements (default: this one)")
     args = parser.parse_args()
     unknown = sorted(set(args.only) - set(ROWS))
     if unknown:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from lipstream import interrupt
-from lipstream.config import ENHANCES, FITS, QUALITIES, VIDEO_CODECS, EncodeConfig, SegmentConfig, SyncConfig, WindowConfig
+from lipstream.config import ENHANCES, FITS, PRECISIONS, QUALITIES, VIDEO_CODECS, EncodeConfig, SegmentConfig, SyncConfig, WindowConfig
 from lipstream.console import Console
 from lipstream.errors import InputError, Interrupted, OutputError
 from lipstream.pipeline.engines import AUTO, ENGINES
@@ -37,6 +37,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     sync.add_argument("--weights", type=Path, action="append", default=[], metavar="DIR", help="folder with checkpoints, searched before $LIPSTREAM_WEIGHTS and the cache (repeatable)")
     sync.add_argument("--quality", choices=QUALITIES, default="balanced", help="retalking: fast generates at reduced size and rate (~3-4x faster); best is VideoReTalking's recipe (GPEN references, GFPGAN mouth; needs their checkpoints)")
     sync.add_argument("--enhance", choices=ENHANCES, default="auto", help="restore the re-drawn mouth with GPEN-BFR-512 or GFPGAN (wav2lip, retalking; needs the checkpoint and ParseNet-latest.pth); auto: GFPGAN for retalking best, else none")
+    sync.add_argument("--precision", choices=PRECISIONS, default="auto", help="auto: float16 on CUDA, bfloat16 on CPUs that have it, for the networks measured to stay within 1-2 levels (wav2lip, GPEN); float32: full precision everywhere (default: %(default)s)")
     add_face_options(sync)
     add_ray_options(sync, "the segments")
     sync.add_argument("--json", action="store_true", help="JSON lines on stderr instead of a progress bar")
@@ -59,6 +60,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         weights=tuple(args.weights),
         quality=args.quality,
         enhance=args.enhance,
+        precision=args.precision,
         window=WindowConfig(size=args.window, overlap=args.overlap),
         encode=EncodeConfig(codec=args.codec, preset=args.preset, crf=args.crf, bitrate=args.bitrate, tune=args.tune, container=args.container),
         face=face_config(args),

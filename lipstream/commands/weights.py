@@ -134,7 +134,7 @@ def run_list(args: argparse.Namespace, console: Console) -> int:
             else:
                 where = f"missing (get it from {spec.pages[0] if spec.pages else 'its authors'})"
             lines.append(f"{name if n == 0 else '':<16} {spec.relpath:<32} {where}")
-        half = "; float16 on CUDA" if entry.half else ""
+        half = ("; float16 on CUDA" if entry.half else "") + ("; bfloat16 on CPUs that have it" if entry.bf16 else "")
         lines.append(f"{'':<16} {entry.title}{half}; licence: {entry.licence}")
         data["checkpoints"][name] = {
             "title": entry.title,
@@ -142,6 +142,7 @@ def run_list(args: argparse.Namespace, console: Console) -> int:
             "num_params": entry.num_params,
             "licence": entry.licence,
             "float16_on_cuda": entry.half,
+            "bfloat16_on_cpu": entry.bf16,
             "files": files,
         }
     _print(data, lines, args.json)

@@ -158,14 +158,10 @@ def live_stage(face: LiveFace, engine: str, shared: MouthBank | Stage | None = N
 
 def wav2lip_stage(device: str, weights: tuple[Path, ...]) -> Stage:
     """The Wav2Lip stage on `device`, from the user's checkpoint (the registry says where to get it when missing)."""
-    from lipstream.models._loading import load_model
-
     from ..engines import ENGINES, resolve
-    from ..engines.wav2lip import CHECKPOINT
-    from ..engines.wav2lip.stage import Wav2LipStage
+    from ..engines.wav2lip.stage import load_stage
 
-    found = resolve(ENGINES["wav2lip"], weights)
-    return Wav2LipStage(load_model(found.name_for(CHECKPOINT), weights_dirs=found.weights, device=device), device=device)
+    return load_stage(resolve(ENGINES["wav2lip"], weights), device)
 
 
 class LiveAvatar:

@@ -175,7 +175,8 @@ def test_only_the_networks_tensors_are_read(tmp_path, syncnet_state):
         "print((peak() - before) // 1024)\n"
     )
     grown = int(subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True, check=True).stdout)
-    assert grown < 120, f"loading grew the peak by {grown} MB; the weights are 66 MB, the file 266 MB"
+    # the weights read from the file and copied into memory of their own: 2 x 66 MB; the whole file would add 200 MB more
+    assert grown < 180, f"loading grew the peak by {grown} MB; the weights are 66 MB, the file 266 MB"
 
 
 def test_networks_with_tensors_of_their_own_are_built_normally(tmp_path, syncnet_state, monkeypatch):

@@ -233,7 +233,7 @@ def enhance_stage(config: SyncConfig, found: Found) -> EnhanceStage:
     kind: Enhancer = config.enhance  # type: ignore[assignment]
     restorer, parser = (found.name_for(requirement) for requirement in ENHANCERS[kind])
     network, parse = (
-        load_model(name, weights_dirs=found.weights, device=config.device, dtype=inference_dtype(name, config.device))
+        load_model(name, weights_dirs=found.weights, device=config.device, dtype=inference_dtype(name, config.device, config.precision))
         for name in (restorer, parser)
     )
     batch = 1 if config.device.split(":")[0] == "cpu" else 4

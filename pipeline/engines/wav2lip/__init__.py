@@ -6,21 +6,15 @@ from lipstream.config import SyncConfig
 
 from ...stage import Stage
 from ..base import Engine, Found
-from .config import Wav2LipConfig
-
-CHECKPOINT = ("wav2lip_gan", "wav2lip")
-"""Either generator; with both present the GAN one is used (sharper image; the plain one syncs a little tighter)."""
+from .config import CHECKPOINT, Wav2LipConfig
 
 
 def build(config: SyncConfig, found: Found, engine: Wav2LipConfig = Wav2LipConfig()) -> list[Stage]:
     """Track the face, then generate with whichever checkpoint `found` holds."""
-    from lipstream.models._loading import load_model
-
     from ...faces.stage import face_stage
-    from .stage import Wav2LipStage
+    from .stage import load_stage
 
-    network = load_model(found.name_for(CHECKPOINT), weights_dirs=found.weights, device=config.device)
-    return [face_stage(config), Wav2LipStage(network, engine, device=config.device)]
+    return [face_stage(config), load_stage(found, config.device, config.precision, engine)]
 
 
 ENGINE = Engine(

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Wav2LipConfig"]
+__all__ = ["CHECKPOINT", "Wav2LipConfig"]
+
+CHECKPOINT = ("wav2lip_gan", "wav2lip")
+"""Either generator; with both present the GAN one is used (sharper image; the plain one syncs a little tighter)."""
 
 
 @dataclass(frozen=True)

@@ -25,17 +25,20 @@ import numpy as np
 import torch
 from torch import nn
 
+from lipstream.config import Precision
 from lipstream.errors import PipelineError
+from lipstream.models._loading import cpu_autocast, inference_dtype, load_model
 from lipstream.stream.frames import Frame, Window
 
 from ..shared.blend import blend_region
 from ..shared.face_region import Box, editable, face_box, lower_face_mask
 from ..shared.mel import mel_windows
-from .config import Wav2LipConfig
+from ..base import Found
+from .config import CHECKPOINT, Wav2LipConfig
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SIZE", "Wav2LipStage"]
+__all__ = ["SIZE", "Wav2LipStage", "load_stage"]
 
 SIZE = 96  # Wav2Lip's input and output side
 
@@ -50,15 +53,28 @@ class Wav2LipStage:
 
     name = "wav2lip"
 
-    def __init__(self, network: nn.Module, config: Wav2LipConfig = Wav2LipConfig(), *, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        network: nn.Module,
+        config: Wav2LipConfig = Wav2LipConfig(),
+        *,
+        device: str = "cpu",
+        autocast: torch.dtype | None = None,
+    ) -> None:
+        """`autocast`: run the network under `torch.autocast` in that dtype (bfloat16 on a CPU
+        that has it: `models._loading.cpu_autocast`); None runs it in its own dtype."""
         if network.training:
             raise ValueError("pass the Wav2Lip network in eval mode (BatchNorm must use its running statistics)")
-        self.network = network
+        # Channels-last lets oneDNN (CPU) and cuDNN (tensor cores) skip a layout change around
+        # every convolution; converting the shared module again is a no-op.
+        self.network = network.to(memory_format=torch.channels_last)
         self.config = config
         self.device: str | None = device
         self._device = torch.device(device)
         self._dtype = next(network.parameters()).dtype
-        log.debug("wav2lip stage on %s, %s, batches of %d", device, self._dtype, config.batch_size)
+        self._autocast = autocast
+        log.debug("wav2lip stage on %s, %s%s, batches of %d", device, self._dtype,
+                  f" under {autocast} autocast" if autocast else "", config.batch_size)
 
     def __call__(self, window: Window) -> Window:
         frames = list(window.frames)
@@ -83,7 +99,8 @@ class Wav2LipStage:
         """Run the network: faces (N, 6, 96, 96) BGR in [0, 1], mels (N, 80, 16) -> (N, 96, 96, 3) RGB in [0, 255]."""
         out = []
         step = self.config.batch_size
-        with torch.inference_mode():
+        autocast = torch.autocast(self._device.type, dtype=self._autocast or torch.float32, enabled=self._autocast is not None)
+        with torch.inference_mode(), autocast:
             for i in range(0, len(faces), step):
                 face = torch.from_numpy(faces[i : i + step])
                 mel = torch.from_numpy(mels[i : i + step])[:, None]
@@ -92,10 +109,13 @@ class Wav2LipStage:
                     # oneDNN takes another convolution path for a batch of one, which changes
                     # the last bits; a batch of two keeps every frame independent of batching.
                     face, mel = face.repeat(2, 1, 1, 1), mel.repeat(2, 1, 1, 1)
-                pred = self.network(mel.to(self._device, self._dtype), face.to(self._device, self._dtype))
+                pred = self.network(self._to_device(mel), self._to_device(face))
                 out.append(pred[:real].float().cpu().numpy())
         bgr = np.concatenate(out).transpose(0, 2, 3, 1)
         return np.ascontiguousarray(bgr[..., ::-1]) * np.float32(255.0)
+
+    def _to_device(self, batch: torch.Tensor) -> torch.Tensor:
+        return batch.to(self._device, self._dtype, non_blocking=True, memory_format=torch.channels_last)
 
     def _paste(self, frame: Frame, box: Box, generated: np.ndarray) -> Frame:
         face = frame.face
@@ -107,6 +127,14 @@ class Wav2LipStage:
         if face.weight < 1.0:
             mask *= np.float32(face.weight)
         return frame.with_patch(box, blend_region(frame.rgb_region(box), src, mask))
+
+
+def load_stage(found: Found, device: str, precision: Precision = "auto", config: Wav2LipConfig = Wav2LipConfig()) -> Wav2LipStage:
+    """The stage with whichever checkpoint `found` holds, in the precision measured safe for it on `device`."""
+    name = found.name_for(CHECKPOINT)
+    dtype = inference_dtype(name, device, precision)
+    network = load_model(name, weights_dirs=found.weights, device=device, dtype=dtype)
+    return Wav2LipStage(network, config, device=device, autocast=cpu_autocast(name, device, precision))
 
 
 def _network_input(face: np.ndarray) -> np.ndarray:

@@ -15,6 +15,8 @@ from torch import nn
 from golden_fill import fill, load_golden
 from lipstream.config import SyncConfig, WindowConfig
 from lipstream.errors import WeightsError
+from lipstream.models import _loading
+from lipstream.models._loading import cpu_autocast, inference_dtype
 from lipstream.models.wav2lip import Wav2Lip
 from lipstream.models.wav2lip_mel import mel_start, melspectrogram
 from lipstream.pipeline import engines
@@ -240,6 +242,36 @@ def test_factory_loads_the_checkpoint_from_weights(network, tmp_path, monkeypatc
     assert isinstance(face, FaceStage) and isinstance(stage, Wav2LipStage) and stage.device == "cpu"
     loaded = stage.network.state_dict()
     assert all(torch.equal(loaded[k], v) for k, v in network.state_dict().items())
+
+
+def test_precision_follows_the_device_and_the_choice(network, tmp_path, monkeypatch):
+    """auto: bfloat16 autocast on a CPU that has it natively (else float32), float16 weights on CUDA;
+    float32: neither."""
+    monkeypatch.delenv("LIPSTREAM_WEIGHTS", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert inference_dtype("wav2lip", "cuda:0") == torch.float16
+    assert inference_dtype("wav2lip", "cuda:0", "float32") == torch.float32
+    assert inference_dtype("wav2lip", "cpu") == torch.float32
+    assert cpu_autocast("wav2lip", "cuda:0") is None and cpu_autocast("wav2lip", "cpu", "float32") is None
+    assert cpu_autocast("syncnet_color", "cpu") is None  # not measured for it
+    write_checkpoint(network, tmp_path)
+    monkeypatch.setattr(_loading, "_native_bf16", lambda: True)
+    for precision, autocast in (("auto", torch.bfloat16), ("float32", None)):
+        config = SyncConfig(engine="wav2lip", weights=(tmp_path,), precision=precision)
+        _, stage = wav2lip_engine.build(config, resolve(wav2lip_engine.ENGINE, config.weights))
+        assert stage._autocast == autocast and next(stage.network.parameters()).dtype == torch.float32
+    monkeypatch.setattr(_loading, "_native_bf16", lambda: False)
+    _, stage = wav2lip_engine.build(config, resolve(wav2lip_engine.ENGINE, config.weights))
+    assert stage._autocast is None
+
+
+def test_bfloat16_frames_stay_within_two_levels(network, tracked, synced):
+    """The measured bound behind `bf16=True` in the registry, on the pasted frames of the sample."""
+    stage = Wav2LipStage(network, autocast=torch.bfloat16)
+    half = owned([stage(w) for w in tracked[:2]])
+    worst = max(int(np.abs(h.rgb().astype(int) - f.rgb().astype(int)).max()) for h, f in zip(half, synced))
+    changed = any((h.rgb() != f.rgb()).any() for h, f in zip(half, synced))
+    assert changed and worst <= 2, worst
 
 
 @pytest.mark.slow
