@@ -74,23 +74,26 @@ def cut_audio(audio: Path, seconds: float, out: Path) -> Path:
 
 
 class NetworkClock:
-    """Seconds spent in `Wav2LipStage.generate` (the network), summed over the run."""
+    """Seconds spent in `Wav2LipStage._forward` (the network, whichever region path feeds it), summed over the run."""
 
     def __init__(self) -> None:
         self.seconds = 0.0
         self.frames = 0
-        original = Wav2LipStage.generate
+        original = Wav2LipStage._forward
         clock = self
 
-        def timed(stage: Wav2LipStage, faces: np.ndarray, mels: np.ndarray) -> np.ndarray:
+        def timed(stage: Wav2LipStage, faces: torch.Tensor, mels: torch.Tensor) -> torch.Tensor:
             start = time.perf_counter()
             try:
-                return original(stage, faces, mels)
+                out = original(stage, faces, mels)
+                if out.is_cuda:
+                    torch.cuda.synchronize(out.device)  # the network's time, not its launch
+                return out
             finally:
                 clock.seconds += time.perf_counter() - start
                 clock.frames += len(faces)
 
-        Wav2LipStage.generate = timed  # type: ignore[method-assign]
+        Wav2LipStage._forward = timed  # type: ignore[method-assign]
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ Box = tuple[int, int, int, int]
 
 _MIN_SIDE = 8  # coarsest pyramid level keeps at least this many pixels per side
 _MAX_LEVELS = 5
-_TAPER = 4.0  # the correction reaches full strength once the mask passes 1/_TAPER
+TAPER = 4.0  # the correction reaches full strength once the mask passes 1/TAPER
 
 
 def pyramid_levels(height: int, width: int) -> int:
@@ -68,7 +68,7 @@ def blend_region(base: np.ndarray, src: np.ndarray, mask: np.ndarray, *, levels:
     diff = cv2.subtract(src, base, dtype=cv2.CV_32F)
     n = pyramid_levels(h, w) if levels is None else levels
     correction = _pyramid_blend(diff, mask, n, colour)
-    taper = np.minimum(mask * _TAPER, 1.0)
+    taper = np.minimum(mask * TAPER, 1.0)
     correction = cv2.multiply(correction, _channels(taper, colour))
     return cv2.add(base, correction, dtype=cv2.CV_8U)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 __all__ = ["CHECKPOINT", "Wav2LipConfig"]
 
@@ -23,12 +24,17 @@ class Wav2LipConfig:
     height below the chin (10 px of a ~200 px face, the size Wav2Lip's
     default was tuned on), room for a jaw that opens further than the
     original.
+
+    `regions` says where the per-frame work around the network runs:
+    "auto" as batched torch ops on the network's device unless that is the
+    CPU (there OpenCV is faster), "torch" or "opencv" to force one.
     """
 
     pads: tuple[float, float, float, float] = (0.0, 0.05, 0.0, 0.0)
     batch_size: int = 16  # frames per forward pass; a window rarely owns more
     smooth: int = 5  # frames whose boxes are averaged (centred), as Wav2Lip's detector smoothing
     feather: float = 0.04  # mask softness, in box heights (Gaussian sigma)
+    regions: Literal["auto", "torch", "opencv"] = "auto"
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -37,6 +43,8 @@ class Wav2LipConfig:
             raise ValueError(f"smooth must be >= 1 frame, got {self.smooth}")
         if len(self.pads) != 4 or min(self.pads) <= -0.5:
             raise ValueError(f"pads must be four fractions (top, bottom, left, right) above -0.5, got {self.pads}")
+        if self.regions not in ("auto", "torch", "opencv"):
+            raise ValueError(f"regions must be 'auto', 'torch' or 'opencv', got {self.regions!r}")
 
     @property
     def reach(self) -> int:

@@ -10,6 +10,11 @@ the job's device; the generated face is resized back to the box and blended
 into the frame through a Laplacian pyramid under a feathered lower-face mask
 (not Wav2Lip's hard rectangle), scaled by the face's fade weight.
 
+The per-frame work around the network (crop, colour conversion, resizes,
+blend) runs either as numpy/OpenCV on the CPU or as batched torch ops on
+the network's device (`regions.py`); `use_torch_regions` picks one, and the
+two agree within 2 levels.
+
 Nothing outside the face's crop changes: the box is clamped to the crop and
 the blend never writes outside the box. Frames without a face, or with
 weight 0, pass through as they are (the same Frame objects). Context frames
@@ -34,14 +39,13 @@ from ..shared.blend import blend_region
 from ..shared.face_region import Box, editable, face_box, lower_face_mask
 from ..shared.mel import mel_windows
 from ..base import Found
+from ..shared.region_torch import upload_regions, use_torch_regions
 from .config import CHECKPOINT, Wav2LipConfig
+from .regions import SIZE, network_input, paste
 
 log = logging.getLogger(__name__)
 
 __all__ = ["SIZE", "Wav2LipStage", "load_stage"]
-
-SIZE = 96  # Wav2Lip's input and output side
-
 
 class Wav2LipStage:
     """Stage: Wav2Lip generation and blending for the owned frames of each window.
@@ -73,8 +77,12 @@ class Wav2LipStage:
         self._device = torch.device(device)
         self._dtype = next(network.parameters()).dtype
         self._autocast = autocast
-        log.debug("wav2lip stage on %s, %s%s, batches of %d", device, self._dtype,
-                  f" under {autocast} autocast" if autocast else "", config.batch_size)
+        self._torch_regions = use_torch_regions(self._device, config.regions)
+        log.debug(
+            "wav2lip stage on %s, %s%s, batches of %d, regions by %s",
+            device, self._dtype, f" under {autocast} autocast" if autocast else "", config.batch_size,
+            "torch" if self._torch_regions else "OpenCV",
+        )
 
     def __call__(self, window: Window) -> Window:
         frames = list(window.frames)
@@ -88,45 +96,61 @@ class Wav2LipStage:
             return window
         if window.audio is None:
             raise PipelineError("the wav2lip engine needs the new audio with every window; the job attached none")
-        faces = np.stack([_network_input(frames[k].rgb_region(box)) for k, box in todo])
         mels = mel_windows(window.audio, [frames[k].time for k, _ in todo])
-        generated = self.generate(faces, mels)
-        for (k, box), face in zip(todo, generated):
-            frames[k] = self._paste(frames[k], box, face)
+        if self._torch_regions:
+            with torch.inference_mode():
+                batch = upload_regions([frames[k] for k, _ in todo], [box for _, box in todo], self._device)
+                crops = batch.crops()
+                generated = self._forward(network_input(crops, batch.sizes), torch.from_numpy(mels))
+                patches = paste(batch, crops, generated, [self._mask(frames[k], box) for k, box in todo])
+            for (k, _), (wide, pixels) in zip(todo, patches):
+                frames[k] = frames[k].with_patch(wide, pixels)
+        else:
+            faces = np.stack([_network_input(frames[k].rgb_region(box)) for k, box in todo])
+            for (k, box), face in zip(todo, self.generate(faces, mels)):
+                frames[k] = self._paste(frames[k], box, face)
         return window.with_frames(frames)
 
     def generate(self, faces: np.ndarray, mels: np.ndarray) -> np.ndarray:
         """Run the network: faces (N, 6, 96, 96) BGR in [0, 1], mels (N, 80, 16) -> (N, 96, 96, 3) RGB in [0, 255]."""
+        with torch.inference_mode():
+            pred = self._forward(torch.from_numpy(faces), torch.from_numpy(mels)).cpu().numpy()
+        return np.ascontiguousarray(pred.transpose(0, 2, 3, 1)[..., ::-1]) * np.float32(255.0)
+
+    def _forward(self, faces: torch.Tensor, mels: torch.Tensor) -> torch.Tensor:
+        """faces (N, 6, 96, 96), mels (N, 80, 16), on any device -> float32 (N, 3, 96, 96) BGR in [0, 1] on the stage's."""
         out = []
         step = self.config.batch_size
         autocast = torch.autocast(self._device.type, dtype=self._autocast or torch.float32, enabled=self._autocast is not None)
-        with torch.inference_mode(), autocast:
+        with autocast:
             for i in range(0, len(faces), step):
-                face = torch.from_numpy(faces[i : i + step])
-                mel = torch.from_numpy(mels[i : i + step])[:, None]
+                face = self._to_device(faces[i : i + step])
+                mel = self._to_device(mels[i : i + step, None])
                 real = len(face)
                 if real == 1:
                     # oneDNN takes another convolution path for a batch of one, which changes
                     # the last bits; a batch of two keeps every frame independent of batching.
                     face, mel = face.repeat(2, 1, 1, 1), mel.repeat(2, 1, 1, 1)
-                pred = self.network(self._to_device(mel), self._to_device(face))
-                out.append(pred[:real].float().cpu().numpy())
-        bgr = np.concatenate(out).transpose(0, 2, 3, 1)
-        return np.ascontiguousarray(bgr[..., ::-1]) * np.float32(255.0)
+                out.append(self.network(mel, face)[:real].float())
+        return torch.cat(out)
 
     def _to_device(self, batch: torch.Tensor) -> torch.Tensor:
         return batch.to(self._device, self._dtype, non_blocking=True, memory_format=torch.channels_last)
 
-    def _paste(self, frame: Frame, box: Box, generated: np.ndarray) -> Frame:
+    def _mask(self, frame: Frame, box: Box) -> np.ndarray:
+        """The lower-face weights over `box`, scaled by the face's fade weight."""
         face = frame.face
         assert face is not None and face.landmarks is not None
-        x0, y0, x1, y1 = box
-        resized = cv2.resize(generated, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
-        src = np.clip(np.rint(resized), 0, 255).astype(np.uint8)
         mask = lower_face_mask(face.landmarks, box, self.config.feather)
         if face.weight < 1.0:
             mask *= np.float32(face.weight)
-        return frame.with_patch(box, blend_region(frame.rgb_region(box), src, mask))
+        return mask
+
+    def _paste(self, frame: Frame, box: Box, generated: np.ndarray) -> Frame:
+        x0, y0, x1, y1 = box
+        resized = cv2.resize(generated, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+        src = np.clip(np.rint(resized), 0, 255).astype(np.uint8)
+        return frame.with_patch(box, blend_region(frame.rgb_region(box), src, self._mask(frame, box)))
 
 
 def load_stage(found: Found, device: str, precision: Precision = "auto", config: Wav2LipConfig = Wav2LipConfig()) -> Wav2LipStage:
