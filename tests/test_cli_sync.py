@@ -157,7 +157,8 @@ def test_odd_sizes_are_encoded(tmp_path):
 
 def test_json_progress_events(tmp_path):
     audio = write_wav(tmp_path / "a.wav", tone_samples(2.0))
-    result = sync(SAMPLE_VIDEO, audio, "-o", tmp_path / "out.mp4", "--json", "--window", "8", "--overlap", "2")
+    # one window in flight: decode, stages and encode take turns, and the events are the same
+    result = sync(SAMPLE_VIDEO, audio, "-o", tmp_path / "out.mp4", "--json", "--window", "8", "--overlap", "2", "--in-flight", "1")
     assert result.returncode == 0
     events = [json.loads(line) for line in result.stderr.decode().splitlines()]
     progress = [e for e in events if e["event"] == "progress"]
@@ -176,6 +177,7 @@ def test_json_progress_events(tmp_path):
         ("audio-without-audio", "has no audio stream"),
         ("bad-extension", "unknown output type"),
         ("overlap", "--overlap"),
+        ("in-flight", "--in-flight"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path, case, needle):
@@ -192,6 +194,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path, case, needle):
         "audio-without-audio": [silent, silent, "-o", out],
         "bad-extension": [silent, wav, "-o", tmp_path / "out.avi"],
         "overlap": [silent, wav, "-o", out, "--window", "4", "--overlap", "4"],
+        "in-flight": [silent, wav, "-o", out, "--in-flight", "0"],
     }[case]
     line = one_line_error(sync(*args))
     assert needle in line
