@@ -1,14 +1,21 @@
-"""Draw an exemplar's lips and mouth into a re-articulated frame.
+"""Draw what an exemplar shows between the lips into a re-articulated frame.
 
 The re-articulation (`shared/rearticulate.py`) has already moved the lips
-and the jaw to the target shape and painted a cavity; here the region inside
-the target's outer lip contour (lips, teeth, tongue) is replaced by the
+and the jaw to the target shape; here the region between the target's inner
+lip contours (teeth, tongue, the dark of the mouth) is replaced by the
 exemplar's, warped column by column so its lip contours land on the
 target's (the same construction as the re-articulation's own warp:
 monotone in v, so nothing folds), its colour and exposure matched to the
-frame in a ring around the lips, and pasted through the Laplacian blend
-under a feathered mask. Everything outside the lips keeps the
-re-articulated pixels.
+frame in a ring of lips and skin around the opening, and pasted through the
+Laplacian blend under a mask that fades in across the inner lip edges.
+
+The lips themselves stay the frame's own, re-articulated: they are lit and
+coloured as this frame is, and an exemplar's lips pasted over them put a
+second, slightly different lip edge into the picture. Measured on demo1
+(a child who smiles a lot): pasting the exemplar's lips too made a
+landmark tracker read the opening less faithfully (lip-sync r 0.72-0.74
+against 0.755 for the re-articulated mouth); with the frame's lips it
+reads as well as the re-articulated mouth (0.755-0.76).
 """
 
 from __future__ import annotations
@@ -26,9 +33,10 @@ from .bank import ABOVE, BELOW, COLUMNS, HALF_U, HEIGHT, WIDTH, Exemplar
 __all__ = ["draw_exemplar", "exemplar_maps", "lips_box"]
 
 _POSITIONS = np.linspace(-1.0, 1.0, COLUMNS)
-MARGIN = 0.02  # eye distances of skin kept around the lips in the pasted region
-FEATHER = 0.025  # eye distances over which the paste fades in
-RING = 0.07  # eye distances of skin around the lips whose colour the exemplar is matched to
+MARGIN = 0.02  # eye distances past the mouth corners that the paste may reach
+LIP_EDGE = 0.01  # eye distances into the lips where the paste starts fading in ...
+FEATHER = 0.025  # ... and over which it does
+RING = 0.07  # eye distances of skin around the lips that, with the lips, the exemplar's colour is matched to
 
 
 def _target_rows(rendered: Rendered, u: np.ndarray) -> list[np.ndarray]:
@@ -55,7 +63,7 @@ def lips_box(rendered: Rendered) -> tuple[int, int, int, int]:
 
 def exemplar_maps(rendered: Rendered, exemplar: Exemplar, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(map_x, map_y) into the exemplar's patch for each pixel of `box` (box pixels of the rendered
-    region), the paste mask and the colour ring."""
+    region), the paste mask (between the inner lips) and the colour ring (lips and skin around them)."""
     x0, y0, x1, y1 = box
     frame = rendered.shape.frame
     d = frame.scale
@@ -79,8 +87,8 @@ def exemplar_maps(rendered: Rendered, exemplar: Exemplar, box: tuple[int, int, i
     ue = exemplar.centre + across * exemplar.half_width
     map_x = ((ue + HALF_U) / (2 * HALF_U) * WIDTH - 0.5).astype(np.float32)
     map_y = ((ve + ABOVE) / (ABOVE + BELOW) * HEIGHT - 0.5).astype(np.float32)
-    margin, feather = MARGIN * d, max(FEATHER * d, 1.0)
-    vertical = np.minimum(v - (t[0] - margin), (t[3] + margin) - v) / feather
+    edge, feather = LIP_EDGE * d, max(FEATHER * d, 1.0)
+    vertical = np.minimum(v - (t[1] - edge), (t[2] + edge) - v) / feather  # between the inner lips
     sideways = (1.0 + 2 * MARGIN - np.abs(across)) / 0.15
     mask = (smoothstep(vertical) * smoothstep(sideways)).astype(np.float32)
     reach = RING * d
@@ -100,7 +108,7 @@ def _match_colour(render: np.ndarray, base: np.ndarray, ring: np.ndarray) -> np.
 
 
 def draw_exemplar(frame: Frame, rendered: Rendered, exemplar: Exemplar, weight: float = 1.0) -> Frame:
-    """`frame` (already re-articulated as `rendered` says) with the exemplar's lips and mouth drawn in."""
+    """`frame` (already re-articulated as `rendered` says) with what the exemplar shows between the lips drawn in."""
     x0, y0, x1, y1 = lips_box(rendered)
     if x1 - x0 < 4 or y1 - y0 < 4:
         return frame

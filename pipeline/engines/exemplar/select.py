@@ -6,7 +6,11 @@ that have candidates picks the sequence minimising shape distance plus the
 cost of changing exemplar (a fixed part and a part for how different the
 two look), so consecutive frames do not jump between unrelated mouths.
 Where the bank knows what this speaker's mouth typically shows between the
-lips at the target's opening, exemplars that look otherwise cost more. A
+lips at the target's opening, exemplars that look otherwise cost more.
+Speech that opens the mouth wide drops the jaw, so the teeth part; an
+exemplar whose lips are apart over teeth held together (a smile) costs more
+there the more teeth it shows, however well its lips fit (on demo1, a child
+who smiles a lot, such mouths were most of the bank's mid openings). A
 frame without any candidate near enough shows no exemplar (the caller falls
 back to the re-articulated mouth).
 """
@@ -28,7 +32,8 @@ class SelectConfig:
     candidates: int = 6
     cover: float = 0.045  # an exemplar further than this from the target shape (eye distances) does not cover it ...
     relative: float = 0.5  # ... plus this share of the target's opening (wide mouths tolerate more) ...
-    least_share: float = 0.5  # ... but the exemplar's own opening must be at least this share of the target's
+    least_share: float = 0.7  # ... but the exemplar's own opening must be at least this share of the target's
+    # (a mouth stretched much further than it opened shows its teeth stretched with it)
     # opening, width, upper and lower lip: the width matters least, the drawing scales the mouth to the frame's
     weights: tuple[float, float, float, float] = (1.0, 0.15, 0.3, 0.3)
     switch: float = 0.008  # cost of changing exemplar between two frames
@@ -37,6 +42,9 @@ class SelectConfig:
     least_opening: float = 0.02  # targets more closed than this keep the re-articulated lips (no exemplar needed)
     teeth: float = 0.1  # cost per unit of teeth share away from what this speaker's mouth typically shows there
     luma: float = 0.1  # cost per unit (of 255 levels) of inner luminance away from it
+    clenched: float = 0.5  # cost per unit of teeth share between the lips at a wide target opening ...
+    clenched_from: float = 0.08  # ... rising from nothing at this target opening (eye distances) ...
+    clenched_full: float = 0.16  # ... to all of it at this one, where speech has dropped the jaw
 
 
 def shape_distance(target: np.ndarray, exemplars: Sequence[Exemplar], config: SelectConfig = SelectConfig()) -> np.ndarray:
@@ -51,6 +59,15 @@ def _unusual(looks: np.ndarray, usual: tuple[float, float], config: SelectConfig
     teeth, luma = usual
     cost = config.teeth * np.abs(looks[:, 0] - teeth) + config.luma * np.abs(looks[:, 1] - luma) / 255.0
     return np.nan_to_num(cost, nan=0.0)
+
+
+def _clenched(teeth: np.ndarray, opening: float, config: SelectConfig) -> np.ndarray:
+    """What each exemplar's teeth share between the lips costs at a target `opening` (nothing below
+    `clenched_from` or where the share is unknown): a wide speech opening has dropped the jaw, so a
+    mouth full of teeth there reads as lips apart over teeth held together."""
+    span = max(config.clenched_full - config.clenched_from, 1e-6)
+    ramp = float(np.clip((opening - config.clenched_from) / span, 0.0, 1.0))
+    return config.clenched * ramp * np.nan_to_num(teeth, nan=0.0)
 
 
 def _change(a: Exemplar, b: Exemplar, config: SelectConfig) -> float:
@@ -83,6 +100,7 @@ def choose(
         fits = (distance <= reach) & (openings >= wide)
         usual = None if typical is None else typical(float(target[0]))
         cost = distance if usual is None else distance + _unusual(looks, usual, config)  # ranks, never excludes
+        cost = cost + _clenched(looks[:, 0], float(target[0]), config)
         nearest = np.argsort(np.where(fits, cost, np.inf), kind="stable")[: config.candidates]
         options.append([(exemplars[i], float(cost[i])) for i in nearest if fits[i]])
     start = 0

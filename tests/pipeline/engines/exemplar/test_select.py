@@ -75,3 +75,31 @@ def test_the_speakers_usual_look_wins_among_equal_shapes_but_never_removes_cover
     assert choose(targets, [smile, jaw], typical=usual) == [jaw] * 5
     assert choose(targets, [smile], typical=usual) == [smile] * 5
     assert choose(targets, [smile, jaw], typical=lambda opening: None) == [smile] * 5  # nothing known yet
+
+
+def test_a_wide_opening_drops_the_jaw_so_a_clenched_smile_loses():
+    """A clenched smile (lips apart over teeth held together) fitting the lips exactly, an open jaw (dark
+    between parted teeth) a little off: at a wide target the jaw wins; at a slight opening, where teeth
+    may well show, the better fit still does; and a smile alone still covers a wide target."""
+    smile, jaw = ladder(2, step=0.0)
+
+    def shaped(e: Exemplar, opening: float, teeth: float, luma: float) -> Exemplar:
+        d = np.array([opening, 0.55, 0.08, 0.1])
+        return Exemplar(e.patch, e.knots, 0.0, 0.275, d, 0.9, e.frame, e.thumb, teeth=teeth, luma=luma)
+
+    config = SelectConfig()
+    wide, slight = config.clenched_full + 0.04, config.clenched_from - 0.03
+    assert choose([target(wide)] * 4, [shaped(smile, wide, 0.6, 170.0), shaped(jaw, wide + 0.02, 0.05, 60.0)])[0].teeth == 0.05
+    assert choose([target(slight)] * 4, [shaped(smile, slight, 0.6, 170.0), shaped(jaw, slight + 0.02, 0.05, 60.0)])[0].teeth == 0.6
+    alone = shaped(smile, wide, 0.6, 170.0)
+    assert choose([target(wide)] * 4, [alone]) == [alone] * 4, "a cost ranks, it never removes cover"
+    plain = SelectConfig(clenched=0.0)
+    assert choose([target(wide)] * 4, [shaped(smile, wide, 0.6, 170.0), shaped(jaw, wide + 0.02, 0.05, 60.0)], config=plain)[0].teeth == 0.6
+
+
+def test_an_exemplar_is_not_stretched_far_past_its_own_opening():
+    bank = ladder(2, step=0.05)  # openings 0.02 and 0.07
+    least = SelectConfig().least_share
+    (chosen,) = choose([target(0.07 / least - 0.005)], bank)
+    assert chosen is bank[1]
+    assert choose([target(0.07 / least + 0.01)], bank) == [None], "too far to stretch: the re-articulated mouth stays"
