@@ -25,6 +25,7 @@ real files' arithmetic, meaningless pictures.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import shutil
@@ -126,29 +127,35 @@ class _nothing:
 
 
 def network_rows(device: str) -> list[tuple[str, float]]:
-    """Wav2Lip generator alone, frames per second, fp32."""
+    """Wav2Lip generator alone, frames per second: float32 as loaded, and as the engine runs it
+    (channels-last; float16 on CUDA, bfloat16 autocast on a CPU that has it)."""
     import torch
 
     from official_weights import _filled
+    from lipstream.models._loading import cpu_autocast, inference_dtype
     from lipstream.models.wav2lip import Wav2Lip
 
     net = Wav2Lip()
     net.load_state_dict(_filled("wav2lip", net))
     net = net.eval().to(device)
+    dtype, autocast = inference_dtype("wav2lip", device), cpu_autocast("wav2lip", device)
+    engine = f"{'bfloat16 autocast' if autocast else dtype}, channels-last"
+    converted = copy.deepcopy(net).to(dtype=dtype, memory_format=torch.channels_last)
     rows = []
     for batch in (16, 512 if device.startswith("cuda") else 128):
-        mel = torch.randn(batch, 1, 80, 16, device=device)
-        face = torch.rand(batch, 6, 96, 96, device=device)
-        with torch.inference_mode():
-            net(mel, face)
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            repeats, start = 3, time.perf_counter()
-            for _ in range(repeats):
-                net(mel, face)
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-        rows.append((f"Wav2Lip generator alone, batch {batch}", repeats * batch / (time.perf_counter() - start)))
+        for label, model, kind, cast in (("float32", net, torch.float32, None), (engine, converted, dtype, autocast)):
+            mel = torch.randn(batch, 1, 80, 16, device=device, dtype=kind).contiguous(memory_format=torch.channels_last)
+            face = torch.rand(batch, 6, 96, 96, device=device, dtype=kind).contiguous(memory_format=torch.channels_last)
+            with torch.inference_mode(), torch.autocast(torch.device(device).type, dtype=cast or torch.float32, enabled=cast is not None):
+                model(mel, face)
+                if device.startswith("cuda"):
+                    torch.cuda.synchronize()
+                repeats, start = 3, time.perf_counter()
+                for _ in range(repeats):
+                    model(mel, face)
+                if device.startswith("cuda"):
+                    torch.cuda.synchronize()
+            rows.append((f"Wav2Lip generator alone, batch {batch}, {label}", repeats * batch / (time.perf_counter() - start)))
     return rows
 
 
