@@ -5,10 +5,10 @@ stage on one window at a time, in order, so a stage may keep state across
 windows (a smoother, a tracker). A stage that runs a model names its
 `device`; the runner then calls it on that device's single executor.
 
-Three optional methods, found by name: `prepare(video: Path)` is called once
-before the first window when the input video is a file (a look over the
-whole file, e.g. the exemplar bank's pre-pass, the face stage's border
-pins), `enter(segment: int)` then names the segment the fresh stage is about
+Three optional methods, found by name: `prepare(video: Path, end: Fraction | None)`
+is called once before the first window when the input video is a file (a look
+over the file up to `end`, the output's last time when it stops before the
+video's, e.g. the exemplar bank's pre-pass, the face stage's border pins), `enter(segment: int)` then names the segment the fresh stage is about
 to process (the face stage takes up the target's lock at its border), and
 `report() -> dict` after the last window (numbers for the job's summary, e.g.
 `exemplar_coverage`).

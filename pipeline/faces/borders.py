@@ -92,17 +92,21 @@ class Tracker(Protocol):
     def observe(self, frame: Frame, ahead: Sequence[Frame] = ()) -> Any: ...
 
 
-def border_pins(video: Path, seconds: Fraction, tracker: Callable[[], Tracker], settings: Hashable) -> BorderPins:
+def border_pins(
+    video: Path, seconds: Fraction, tracker: Callable[[], Tracker], settings: Hashable, end: Fraction | None = None
+) -> BorderPins:
     """The pins of every border of `video` cut into `seconds` segments (cached per process: every segment asks).
 
     `tracker()` makes a fresh face tracker; `settings`: what decides its answers (part of the cache key).
+    `end`: the output's last time, when it stops before the video does: borders from it on start no
+    segment, and not decoding up to them saves a pass over the rest of the file.
     """
-    key = (str(video.resolve()), video.stat().st_mtime_ns, seconds, settings)
+    key = (str(video.resolve()), video.stat().st_mtime_ns, seconds, settings, end)
     with _LOCK:
         cached = _CACHE.get(key)
     if cached is not None:
         return cached
-    pins = _measure(video, seconds, tracker)
+    pins = _measure(video, seconds, tracker, end)
     with _LOCK:
         _CACHE.clear()  # one file at a time is what a job or a worker's task needs
         _CACHE[key] = pins
@@ -113,14 +117,14 @@ _CACHE: dict[Any, BorderPins] = {}
 _LOCK = threading.Lock()
 
 
-def _measure(video: Path, seconds: Fraction, tracker: Callable[[], Tracker]) -> BorderPins:
+def _measure(video: Path, seconds: Fraction, tracker: Callable[[], Tracker], end: Fraction | None = None) -> BorderPins:
     source = VideoSource(video)
     try:
         frame_seconds = 1 / source.average_rate
         pins: dict[int, tuple[float, float]] = {}
         seeds: dict[int, TargetSeed] = {}
         seed = _first_lock(video, seconds, tracker)
-        for border, frames in _before_borders(source, seconds, frame_seconds):
+        for border, frames in _before_borders(source, seconds, frame_seconds, end):
             follower = tracker()
             if seed is not None:
                 follower.gate.resume(seed.look, seed.box, seed.missing(frames[0].time, frame_seconds))
@@ -147,8 +151,11 @@ def _first_lock(video: Path, seconds: Fraction, tracker: Callable[[], Tracker]) 
     return None
 
 
-def _before_borders(source: VideoSource, seconds: Fraction, frame_seconds: Fraction) -> Iterator[tuple[int, list[Frame]]]:
-    """(border, the frames shown in the `PIN_FRAMES` frame times before it) for each border in the file's forward pass.
+def _before_borders(
+    source: VideoSource, seconds: Fraction, frame_seconds: Fraction, end: Fraction | None = None
+) -> Iterator[tuple[int, list[Frame]]]:
+    """(border, the frames shown in the `PIN_FRAMES` frame times before it) for each border in the
+    file's forward pass that comes before `end` (None: the file's end).
 
     With a trustworthy frame index each border's frames are reached by a seek (a GOP decoded per
     border); otherwise the file is decoded once from the start.
@@ -158,6 +165,8 @@ def _before_borders(source: VideoSource, seconds: Fraction, frame_seconds: Fract
         recent: deque[Frame] = deque(maxlen=PIN_FRAMES)
         border = 1
         for frame in output_frames(source, "video", Fraction(0)):
+            if end is not None and border * seconds >= end:
+                return
             while frame.time >= border * seconds:
                 if recent:
                     yield border, list(recent)
@@ -171,6 +180,8 @@ def _before_borders(source: VideoSource, seconds: Fraction, frame_seconds: Fract
     position = -1  # the last frame taken from `frames_in`
     while True:
         time = border * seconds
+        if end is not None and time >= end:
+            return
         first = start_frame(source, time - reach)
         if first == 0 and time > reach:
             return  # the border is past the forward pass

@@ -177,10 +177,11 @@ class FaceStage:
         self._final: dict[int, Face | None] = {}
         self._run = 1 << 30  # face frames in a row before the next owned frame
 
-    def prepare(self, video: Path) -> None:
-        """Pin the crop at the segment borders (a pre-pass over the file, once per process), so segments meet smoothly."""
+    def prepare(self, video: Path, end: Fraction | None = None) -> None:
+        """Pin the crop at the segment borders before `end` (a pre-pass over the file, once per process), so segments meet smoothly."""
         if self.segment_seconds is not None:
-            self._pins = border_pins(video, self.segment_seconds, lambda: FaceTracker(self.config, self.models), (self.config, id(self.models.detector)))
+            tracker = lambda: FaceTracker(self.config, self.models)  # noqa: E731
+            self._pins = border_pins(video, self.segment_seconds, tracker, (self.config, id(self.models.detector)), end)
 
     def enter(self, segment: int) -> None:
         """This stage (fresh) is about to process segment `segment`: take up the target's lock at its border."""

@@ -155,7 +155,7 @@ async def run_segments(
             for stage in stages:
                 prepare = getattr(stage, "prepare", None)
                 if prepare is not None:
-                    await _blocking(prepare, video_file)
+                    await _blocking(prepare, video_file, video_limit(config.fit, audio.duration))
         for stage in stages:
             enter = getattr(stage, "enter", None)
             if enter is not None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -87,7 +88,7 @@ class ExemplarMouths:
         self.edited = 0
         self.drawn = 0
 
-    def prepare(self, video: Path) -> None:
+    def prepare(self, video: Path, end: Fraction | None = None) -> None:
         """Fill the bank from keyframes spread over a long file before the job starts (a pipe has no pre-pass)."""
         from .prepass import learn_file
 

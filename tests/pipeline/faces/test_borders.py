@@ -113,3 +113,33 @@ def test_a_segment_keeps_the_target_the_previous_one_followed(tmp_path):
     # the last segment starts fresh 16 frames (4 s) before it, when the speaker is already at the right:
     # by the first-frame rule it would take the face nearest (110, 120), the other person
     assert np.all(np.hypot(centres[-SEGMENT * FPS :, 0] - 530, centres[-SEGMENT * FPS :, 1] - 120) < 60)
+
+
+@pytest.mark.parametrize("seekable", [True, False], ids=["seeks", "decodes-forward"])
+def test_borders_from_the_output_end_on_are_not_measured(tmp_path, monkeypatch, seekable):
+    """An output that stops before the video (audio shorter than it) needs no pins after its end,
+    and the pre-pass stops decoding there; the pins it does measure are the same."""
+    from lipstream.pipeline.faces import borders
+    from lipstream.pipeline.faces.stage import face_stage
+
+    video, _ = twelve_seconds(tmp_path)
+    if not seekable:
+        monkeypatch.setattr(VideoSource, "frame_index", lambda self: None)
+    decoded = []
+    forward = borders.output_frames
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        for frame in forward(*args, **kwargs):
+            decoded.append(frame.index)
+            yield frame
+
+    monkeypatch.setattr(borders, "output_frames", counted)
+    stage = face_stage(SyncConfig(segment=SegmentConfig(seconds=SEGMENT)))
+    stage.prepare(video)
+    whole, whole_decoded = stage._pins, len(decoded)
+    assert sorted(whole.pins) == [1, 2]
+    decoded.clear()
+    stage.prepare(video, Fraction(2 * SEGMENT))  # ends on border 2: no segment starts there
+    short = stage._pins
+    assert sorted(short.pins) == [1] and short.pins[1] == whole.pins[1]
+    assert max(decoded) < 2 * SEGMENT * FPS and len(decoded) < whole_decoded
