@@ -263,7 +263,8 @@ def load_model(
                 model = model.to(device=target, dtype=dtype)
             except (RuntimeError, AssertionError) as exc:  # e.g. "Torch not compiled with CUDA enabled"
                 raise InputError(f"cannot use device {target} ({exc}); choose another --device, e.g. cpu") from None
-            _own_memory(model)
+            if any(zipfile.is_zipfile(p) for p in paths):  # read memory-mapped (`_load`)
+                _own_memory(model)
             _CACHE[key] = model
     return model
 

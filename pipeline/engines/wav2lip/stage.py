@@ -35,10 +35,10 @@ from lipstream.errors import PipelineError
 from lipstream.models._loading import cpu_autocast, inference_dtype, load_model
 from lipstream.stream.frames import Frame, Window
 
+from ..base import Found
 from ..shared.blend import blend_region
 from ..shared.face_region import Box, editable, face_box, lower_face_mask
 from ..shared.mel import mel_windows
-from ..base import Found
 from ..shared.region_torch import upload_regions, use_torch_regions
 from .config import CHECKPOINT, Wav2LipConfig
 from .regions import SIZE, network_input, paste
@@ -46,6 +46,7 @@ from .regions import SIZE, network_input, paste
 log = logging.getLogger(__name__)
 
 __all__ = ["SIZE", "Wav2LipStage", "load_stage"]
+
 
 class Wav2LipStage:
     """Stage: Wav2Lip generation and blending for the owned frames of each window.
