@@ -6,9 +6,10 @@ input), so its tracker would choose the target again by the first-frame rule
 longer be) and its crop smoother would start where its warm-up left it, not
 where the previous segment's crop ended: with a still face a few pixels
 apart, a jump at the border. The pre-pass locks the target as the job does,
-then on the few frames just before each border follows it by its look (the
+then on the few frames from each border on follows it by its look (the
 identity gate's state handed from border to border) and records where it is:
-the border's pin and the gate's state. Every worker computes the same pins
+the border's pin and the gate's state. A border's own frame is often a
+keyframe, so the pre-pass seeks there and decodes a few frames per border. Every worker computes the same pins
 from the same file. A segment's tracker takes up the gate's state of its
 border (so the lock continues), and around each border the crop centre
 glides to the pin over the last `glide` frames of one segment and starts
@@ -24,7 +25,6 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections import deque
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -40,7 +40,7 @@ from .identity import IdentityGate, Signature
 
 log = logging.getLogger(__name__)
 
-PIN_FRAMES = 3  # frames before a border whose target centres make its pin
+PIN_FRAMES = 3  # frames from a border on whose target centres make its pin
 GLIDE = 4  # frames on each side of a border over which the crop moves to and from the pin
 
 Anchor = tuple[float, float, float]  # (x, y, weight): pull the crop centre this far towards (x, y)
@@ -124,7 +124,7 @@ def _measure(video: Path, seconds: Fraction, tracker: Callable[[], Tracker], end
         pins: dict[int, tuple[float, float]] = {}
         seeds: dict[int, TargetSeed] = {}
         seed = _first_lock(video, seconds, tracker)
-        for border, frames in _before_borders(source, seconds, frame_seconds, end):
+        for border, frames in _at_borders(source, seconds, frame_seconds, end):
             follower = tracker()
             if seed is not None:
                 follower.gate.resume(seed.look, seed.box, seed.missing(frames[0].time, frame_seconds))
@@ -151,53 +151,57 @@ def _first_lock(video: Path, seconds: Fraction, tracker: Callable[[], Tracker]) 
     return None
 
 
-def _before_borders(
+def _at_borders(
     source: VideoSource, seconds: Fraction, frame_seconds: Fraction, end: Fraction | None = None
 ) -> Iterator[tuple[int, list[Frame]]]:
-    """(border, the frames shown in the `PIN_FRAMES` frame times before it) for each border in the
+    """(border, the frames shown in the `PIN_FRAMES` frame times from it on) for each border in the
     file's forward pass that comes before `end` (None: the file's end).
 
-    With a trustworthy frame index each border's frames are reached by a seek (a GOP decoded per
-    border); otherwise the file is decoded once from the start.
+    With a trustworthy frame index each border's frames are reached by a seek: a border's own frame
+    is often a keyframe (a 10 s GOP, or 2 s ones, against 10 s segments), so nothing before it is
+    decoded. Otherwise the file is decoded once from the start.
     """
     reach = PIN_FRAMES * frame_seconds
+    border = 1
     if source.frame_index() is None:
-        recent: deque[Frame] = deque(maxlen=PIN_FRAMES)
-        border = 1
+        frames: list[Frame] = []
         for frame in output_frames(source, "video", Fraction(0)):
+            while frame.time >= border * seconds + reach:
+                if frames:
+                    yield border, frames
+                    frames = []
+                border += 1
             if end is not None and border * seconds >= end:
                 return
-            while frame.time >= border * seconds:
-                if recent:
-                    yield border, list(recent)
-                    recent.clear()
-                border += 1
-            if frame.time >= border * seconds - reach:
-                recent.append(frame)
+            if frame.time >= border * seconds:
+                frames.append(frame)
+        if frames:
+            yield border, frames
         return
-    border = 1
     frames_in = output_frames(source, "video", Fraction(0))  # from the start, unless a seek saves decoding
     position = -1  # the last frame taken from `frames_in`
     while True:
         time = border * seconds
         if end is not None and time >= end:
             return
-        first = start_frame(source, time - reach)
-        if first == 0 and time > reach:
+        first = start_frame(source, time)
+        if first == 0:
             return  # the border is past the forward pass
         if source.keyframe_before(first) > position + 1:  # a seek skips frames the pins do not need
             frames_in, position = output_frames(source, "video", Fraction(0), None, first), first - 1
-        frames: list[Frame] = []
+        frames = []
+        ended = True
         for frame in frames_in:
             position = frame.index
-            if frame.time >= time:
+            if frame.time >= time + reach:
+                ended = False
                 break
-            if frame.time >= time - reach:
+            if frame.time >= time:
                 frames.append(frame)
-        else:
-            return  # the file ends before the border
         if frames:
-            yield border, frames[-PIN_FRAMES:]
+            yield border, frames
+        if ended:
+            return  # the file ends within this border's frames
         border += 1
 
 
