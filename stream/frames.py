@@ -125,6 +125,17 @@ class Frame:
         w, h = self.decoded.width, self.decoded.height
         return (h, w) if round(self.rotation / 90) % 2 else (w, h)
 
+    def inside(self, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        """`box` (x0, y0, x1, y1) clamped to the frame: what `rgb_region` reads."""
+        width, height = self.size
+        return max(box[0], 0), max(box[1], 0), min(box[2], width), min(box[3], height)
+
+    def even_box(self, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        """`box` widened to even coordinates (4:2:0 chroma pairs) within the frame: what `with_patch` stores."""
+        x0, y0, x1, y1 = box
+        width, height = self.size
+        return x0 - x0 % 2, y0 - y0 % 2, min(x1 + x1 % 2, width), min(y1 + y1 % 2, height)
+
     def i420_planes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """Views (no copy) of the Y, U, V planes that `rgb()` converts, or None when they are not the pixels.
 
@@ -157,7 +168,7 @@ class Frame:
         Treat the result as read-only: it may be a view of a cached frame.
         """
         width, height = self.size
-        x0, y0, x1, y1 = max(box[0], 0), max(box[1], 0), min(box[2], width), min(box[3], height)
+        x0, y0, x1, y1 = self.inside(box)
         planes = self._decoded_planes()
         if self._rgb is not None or planes is None or width % 4 or height % 4:
             return self.rgb()[y0:y1, x0:x1]
@@ -206,9 +217,7 @@ class Frame:
         with the frame's own pixels.
         """
         x0, y0, x1, y1 = box
-        width, height = self.size
-        ex0, ey0 = x0 - x0 % 2, y0 - y0 % 2
-        ex1, ey1 = min(x1 + x1 % 2, width), min(y1 + y1 % 2, height)
+        ex0, ey0, ex1, ey1 = self.even_box(box)
         if self.patch is not None:  # a second edit: one patch covering both
             px0, py0, px1, py1 = self.patch.box
             ex0, ey0, ex1, ey1 = min(ex0, px0), min(ey0, py0), max(ex1, px1), max(ey1, py1)

@@ -94,8 +94,8 @@ class RegionBatch:
 
 def upload_regions(frames: Sequence[Frame], boxes: Sequence[Box], device: torch.device | str) -> RegionBatch:
     """The RGB regions of `boxes` (inside each frame) of `frames`, on `device` (see `RegionBatch`)."""
-    boxes = tuple(_inside(f, b) for f, b in zip(frames, boxes))
-    wide = tuple(_even_box(f, b) for f, b in zip(frames, boxes))
+    boxes = tuple(f.inside(b) for f, b in zip(frames, boxes))
+    wide = tuple(f.even_box(b) for f, b in zip(frames, boxes))
     height = max(y1 - y0 for _, y0, _, y1 in wide)
     width = max(x1 - x0 for x0, _, x1, _ in wide)
     planes = [f.i420_planes() for f in frames]
@@ -122,19 +122,6 @@ def download_patches(batch: RegionBatch, pixels: torch.Tensor) -> list[tuple[Box
     """(even box, uint8 RGB (h, w, 3)) per region of `pixels` (laid out as `batch.pixels`), for `Frame.with_patch`."""
     host = pixels.permute(0, 2, 3, 1).contiguous().cpu().numpy()
     return [(box, host[n, : box[3] - box[1], : box[2] - box[0]]) for n, box in enumerate(batch.wide)]
-
-
-def _inside(frame: Frame, box: Box) -> Box:
-    """`box` clamped to the frame, as `Frame.rgb_region` clamps it."""
-    width, height = frame.size
-    return max(box[0], 0), max(box[1], 0), min(box[2], width), min(box[3], height)
-
-
-def _even_box(frame: Frame, box: Box) -> Box:
-    """`box` (inside the frame) widened to even coordinates, as `Frame.with_patch` widens it."""
-    width, height = frame.size
-    x0, y0, x1, y1 = box
-    return x0 - x0 % 2, y0 - y0 % 2, min(x1 + x1 % 2, width), min(y1 + y1 % 2, height)
 
 
 def _to_device(host: np.ndarray, device: torch.device) -> torch.Tensor:
