@@ -26,3 +26,9 @@ def decoded(path: Path) -> tuple[list[float], list[str], np.ndarray]:
     with av.open(str(path)) as container:
         samples = np.concatenate([f.to_ndarray().reshape(-1) for f in container.decode(audio=0)])
     return [t for t, _ in frames], [d for _, d in frames], samples
+
+
+def pictures(path: Path) -> np.ndarray:
+    """Every frame's RGB pixels, (frames, height, width, 3): for the short test clips only."""
+    with av.open(str(path)) as container:
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
