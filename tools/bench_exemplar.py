@@ -58,29 +58,51 @@ def decoded(path: Path, limit: int | None = None):  # type: ignore[no-untyped-de
 
 
 def measure(path: Path, limit: int):  # type: ignore[no-untyped-def]
-    """(mouth openings per frame, the clip's realism summary, the open frames' (opening, teeth, inner mean)),
-    in one streaming pass."""
+    """(mouth openings per frame, the clip's realism summary, the open frames' (opening, teeth, inner mean,
+    inner std)), in one streaming pass."""
     from lipstream.pipeline.metrics.mouth_realism import mouth_frames, summarise
 
     rows = list(mouth_frames(decoded(path, limit)))
     openings = np.array([np.nan if m is None else m.opening for m in rows])
-    opened = np.array([(m.opening, m.teeth, m.inner_mean) for m in rows if m is not None and not np.isnan(m.teeth)]).reshape(-1, 3)
-    return openings, summarise(rows), opened
+    opened = np.array([(m.opening, m.teeth, m.inner_mean, m.inner_std) for m in rows if m is not None and not np.isnan(m.teeth)])
+    return openings, summarise(rows), opened.reshape(-1, 4)
 
 
 BINS = (0.15, 0.25, 0.35, 0.5, 10.0)  # openings (gap over width) of the open frames
 
 
-def matched(reference: np.ndarray, output: np.ndarray) -> tuple[float, float]:
-    """(teeth share, inner mean) of the reference's open frames re-weighted to the output's openings:
-    what the input shows at the openings the new audio asks for (bins the reference lacks are skipped)."""
-    teeth = mean = weight = 0.0
+def matched(reference: np.ndarray, output: np.ndarray) -> np.ndarray:
+    """(teeth share, inner mean, inner std) of the reference's open frames re-weighted to the output's
+    openings: what the input shows at the openings the new audio asks for (bins the reference lacks are
+    skipped). The pooled means compare mouths opened differently: a speaker who mostly smiles a little
+    shows more teeth than when he opens wide, whatever the engine does."""
+    total, weight = np.zeros(3), 0.0
     for lo, hi in zip(BINS, BINS[1:]):
         ref = reference[(reference[:, 0] >= lo) & (reference[:, 0] < hi)]
         share = float(((output[:, 0] >= lo) & (output[:, 0] < hi)).mean()) if len(output) else 0.0
         if len(ref) and share:
-            teeth, mean, weight = teeth + share * ref[:, 1].mean(), mean + share * ref[:, 2].mean(), weight + share
-    return (teeth / weight, mean / weight) if weight else (float("nan"), float("nan"))
+            total, weight = total + share * ref[:, 1:].mean(axis=0), weight + share
+    return total / weight if weight else np.full(3, np.nan)
+
+
+def by_opening(name: str, opened: np.ndarray) -> None:
+    """The open frames' teeth share and inner mean per opening bin."""
+    for lo, hi in zip(BINS, BINS[1:]):
+        rows = opened[(opened[:, 0] >= lo) & (opened[:, 0] < hi)]
+        if len(rows):
+            print(f"{'':<10}{name} openings {lo:.2f}-{min(hi, 1.0):.2f}: {len(rows):>4d} frames, teeth {rows[:, 1].mean():.3f}, "
+                  f"inner mean {rows[:, 2].mean():.1f}")
+
+
+def verdict(output: np.ndarray, reference: np.ndarray) -> str:
+    """The issue's bounds on the inside of the mouth (teeth within 30 %, inner mean and std within 15 %),
+    pooled over all open frames and re-weighted to the output's openings."""
+    pooled, fair = output[:, 1:].mean(axis=0), matched(reference, output)
+    parts = []
+    for k, (label, bound) in enumerate((("teeth", 0.30), ("inner mean", 0.15), ("inner std", 0.15))):
+        a, b = pooled[k] / reference[:, 1 + k].mean() - 1.0, pooled[k] / fair[k] - 1.0
+        parts.append(f"{label} {a:+.0%} {'ok' if abs(a) <= bound else 'OUT'} / {b:+.0%} {'ok' if abs(b) <= bound else 'OUT'}")
+    return "against the input, pooled / at the same openings: " + "; ".join(parts)
 
 
 def contact_sheet(paths: list[Path], limit: int, out: Path, count: int = 8) -> None:
@@ -128,11 +150,13 @@ def main() -> None:
         base = reference = None
         for name, path in (("input", video), ("warp", outputs["warp"]), ("exemplar", outputs["exemplar"])):
             openings, real, opened = measure(path, limit)
+            by_opening(name, opened)
             if reference is None:
                 reference = opened
             else:
-                teeth, mean = matched(reference, opened)
-                print(f"{'':<10}(the input at {name}'s openings: teeth {teeth:.3f}, inner mean {mean:.1f})")
+                teeth, mean, spread = matched(reference, opened)
+                print(f"{'':<10}(the input at {name}'s openings: teeth {teeth:.3f}, inner mean {mean:.1f}, inner std {spread:.1f})")
+                print(f"{'':<10}{verdict(opened, reference)}")
             times = np.arange(len(openings)) / 25.0
             score = lipsync_score(openings, times, samples, 16000)
             quiet = silence_ratio(openings, times, samples, 16000)
