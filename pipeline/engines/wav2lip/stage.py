@@ -76,7 +76,8 @@ class Wav2LipStage:
         self.config = config
         self.device: str | None = device
         self._device = torch.device(device)
-        self._dtype = next(network.parameters()).dtype
+        # under autocast the network is float32 with its convolutions stored cast (`load_model`)
+        self._dtype = torch.float32 if autocast is not None else next(network.parameters()).dtype
         self._autocast = autocast
         self._torch_regions = use_torch_regions(self._device, config.regions)
         log.debug(
@@ -158,8 +159,9 @@ def load_stage(found: Found, device: str, precision: Precision = "auto", config:
     """The stage with whichever checkpoint `found` holds, in the precision measured safe for it on `device`."""
     name = found.name_for(CHECKPOINT)
     dtype = inference_dtype(name, device, precision)
-    network = load_model(name, weights_dirs=found.weights, device=device, dtype=dtype)
-    return Wav2LipStage(network, config, device=device, autocast=cpu_autocast(name, device, precision))
+    autocast = cpu_autocast(name, device, precision)
+    network = load_model(name, weights_dirs=found.weights, device=device, dtype=dtype, autocast=autocast)
+    return Wav2LipStage(network, config, device=device, autocast=autocast)
 
 
 def _network_input(face: np.ndarray) -> np.ndarray:

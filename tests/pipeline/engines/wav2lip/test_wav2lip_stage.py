@@ -237,7 +237,7 @@ def test_factory_loads_the_checkpoint_from_weights(network, tmp_path, monkeypatc
     with pytest.raises(WeightsError):
         resolve(wav2lip_engine.ENGINE, (tmp_path,))
     write_checkpoint(network, tmp_path)
-    config = SyncConfig(engine="wav2lip", weights=(tmp_path,))
+    config = SyncConfig(engine="wav2lip", weights=(tmp_path,), precision="float32")  # the file's own values
     face, stage = wav2lip_engine.build(config, resolve(wav2lip_engine.ENGINE, config.weights))
     assert isinstance(face, FaceStage) and isinstance(stage, Wav2LipStage) and stage.device == "cpu"
     loaded = stage.network.state_dict()
@@ -259,7 +259,10 @@ def test_precision_follows_the_device_and_the_choice(network, tmp_path, monkeypa
     for precision, autocast in (("auto", torch.bfloat16), ("float32", None)):
         config = SyncConfig(engine="wav2lip", weights=(tmp_path,), precision=precision)
         _, stage = wav2lip_engine.build(config, resolve(wav2lip_engine.ENGINE, config.weights))
-        assert stage._autocast == autocast and next(stage.network.parameters()).dtype == torch.float32
+        assert stage._autocast == autocast and stage._dtype == torch.float32
+        convolutions = {m.weight.dtype for m in stage.network.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))}
+        norms = {m.weight.dtype for m in stage.network.modules() if isinstance(m, nn.BatchNorm2d)}
+        assert convolutions == {autocast or torch.float32} and norms == {torch.float32}
     monkeypatch.setattr(_loading, "_native_bf16", lambda: False)
     _, stage = wav2lip_engine.build(config, resolve(wav2lip_engine.ENGINE, config.weights))
     assert stage._autocast is None
@@ -272,6 +275,25 @@ def test_bfloat16_frames_stay_within_two_levels(network, tracked, synced):
     worst = max(int(np.abs(h.rgb().astype(int) - f.rgb().astype(int)).max()) for h, f in zip(half, synced))
     changed = any((h.rgb() != f.rgb()).any() for h, f in zip(half, synced))
     assert changed and worst <= 2, worst
+
+
+def test_convolutions_stored_in_bfloat16_give_the_same_frames_from_half_the_memory(network, tracked, tmp_path, monkeypatch):
+    """What autocast would cast at every call is cast once at load: same arithmetic, the weights' bytes halved."""
+    monkeypatch.delenv("LIPSTREAM_WEIGHTS", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(_loading, "_native_bf16", lambda: True)
+    write_checkpoint(network, tmp_path)
+    config = SyncConfig(engine="wav2lip", weights=(tmp_path,))
+    _, stored = wav2lip_engine.build(config, resolve(wav2lip_engine.ENGINE, config.weights))
+    cast_each_call = Wav2LipStage(network, autocast=torch.bfloat16)
+    for window in tracked[:2]:
+        for a, b in zip(owned([stored(window)]), owned([cast_each_call(window)])):
+            assert np.array_equal(a.rgb(), b.rgb())
+
+    def size(module):
+        return sum(t.nbytes for t in (*module.parameters(), *module.buffers()))
+
+    assert size(stored.network) < 0.52 * size(network)
 
 
 @pytest.mark.slow
