@@ -20,7 +20,7 @@ from lipstream import __version__
 from lipstream.commands import batch, faces, live, score, serve, sync, weights
 from lipstream.console import Console
 from lipstream.errors import InputError, Interrupted, LipstreamError, ReaderGone
-from lipstream.interrupt import SignalExit, exit_code, install, signal_name
+from lipstream.interrupt import SignalExit, exit_code, install, pending, signal_name
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_READER_GONE = 0, 1, 2, 130, 141
 
@@ -69,24 +69,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         signum = exc.signum if isinstance(exc, SignalExit) else 2
         console.error(f"interrupted by {signal_name(signum)}; no output was kept")
         return exit_code(signum)
-    except ReaderGone as exc:
+    except Exception as exc:
+        if (signum := pending()) is not None:  # the signal came out as another error (see `interrupt.pending`)
+            console.error(f"interrupted by {signal_name(signum)}; no output was kept")
+            return exit_code(signum)
+        return _failed(exc, console)
+
+
+def _failed(exc: Exception, console: Console) -> int:
+    """The exit code and one line for an error that is not an interruption."""
+    if isinstance(exc, (ReaderGone, BrokenPipeError)):
         _silence_stdout()
-        console.error(str(exc))
+        console.error(str(exc) if isinstance(exc, ReaderGone) else "the reader of stdout closed the pipe; output stopped")
         return EXIT_READER_GONE
-    except InputError as exc:
+    if isinstance(exc, LipstreamError):
         console.error(str(exc))
-        return EXIT_INPUT
-    except LipstreamError as exc:
-        console.error(str(exc))
-        return EXIT_INTERNAL
-    except BrokenPipeError:
-        _silence_stdout()
-        console.error("the reader of stdout closed the pipe; output stopped")
-        return EXIT_READER_GONE
-    except Exception as exc:  # a bug: one line for the user, the traceback with -vv
-        logging.getLogger("lipstream").debug("internal error", exc_info=True)
-        console.error(f"internal error: {exc!r} (run with -vv for the traceback and please report it)")
-        return EXIT_INTERNAL
+        return EXIT_INPUT if isinstance(exc, InputError) else EXIT_INTERNAL
+    # a bug: one line for the user, the traceback with -vv
+    logging.getLogger("lipstream").debug("internal error", exc_info=exc)
+    console.error(f"internal error: {exc!r} (run with -vv for the traceback and please report it)")
+    return EXIT_INTERNAL
 
 
 def _silence_stdout() -> None:

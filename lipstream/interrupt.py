@@ -20,12 +20,9 @@ from __future__ import annotations
 
 import logging
 import signal
-from typing import TYPE_CHECKING, Any, Coroutine, TypeVar
+from typing import Any, Coroutine, TypeVar
 
 from lipstream.errors import Interrupted
-
-if TYPE_CHECKING:
-    import asyncio
 
 log = logging.getLogger(__name__)
 
@@ -50,20 +47,39 @@ def signal_name(signum: int) -> str:
     return signal.Signals(signum).name
 
 
+_pending: list[int] = []  # signals raised as `SignalExit`, kept in case something swallowed the exception
+
+
 def _raise(signum: int, frame: object) -> None:
+    _pending.append(signum)
     raise SignalExit(signum)
 
 
 def install() -> None:
-    """Make SIGINT and SIGTERM raise `SignalExit` in the main thread (idempotent)."""
+    """Make SIGINT and SIGTERM raise `SignalExit` in the main thread (idempotent; forgets earlier ones)."""
+    _pending.clear()
     for sig in EXIT_CODES:
         signal.signal(sig, _raise)
+
+
+def pending() -> int | None:
+    """A signal whose `SignalExit` was raised but may not have got through.
+
+    A signal that lands while an extension module initialises (the lazy
+    imports of a command's first lines) can come out as an ImportError that
+    an optional-import guard catches, or not come out at all; the job must
+    still not start, and an error it causes must read as the interruption.
+    """
+    return _pending[0] if _pending else None
 
 
 def run(job: Coroutine[Any, Any, T]) -> T:
     """`asyncio.run(job)` where SIGINT and SIGTERM cancel the job; `Interrupted` once its cleanup is done."""
     import asyncio  # here, not at the top: start-up imports stay short until the handlers are in
 
+    if (signum := pending()) is not None:
+        job.close()  # never started
+        raise SignalExit(signum)
     return asyncio.run(_guarded(job))
 
 
@@ -85,6 +101,9 @@ async def _guarded(job: Coroutine[Any, Any, T]) -> T:
     for sig in EXIT_CODES:
         loop.add_signal_handler(sig, on_signal, sig)
     try:
+        if (signum := pending()) is not None:  # came while the loop was being set up
+            job.close()
+            raise SignalExit(signum)
         return await job
     except asyncio.CancelledError:
         if received:

@@ -84,6 +84,38 @@ def test_a_signal_during_start_up_is_one_line_not_a_traceback(tmp_path, long_inp
     assert leftovers(tmp_path) == []
 
 
+def swallowing(function, then=None):
+    """`function`, but first a SIGINT lands in code that swallows what it raises, as an extension's
+    initialisation can during a command's lazy imports; `then` is raised afterwards, if given."""
+
+    def wrapped(*args, **kwargs):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.5)  # the handler runs at the next bytecode of the main thread, in here
+        except BaseException:
+            pass
+        if then is not None:
+            raise then
+        return function(*args, **kwargs)
+
+    return wrapped
+
+
+@pytest.mark.parametrize("then", [None, ImportError("libavcodec: interrupted system call")], ids=["nothing", "an-error"])
+def test_a_signal_swallowed_during_start_up_still_stops_the_job(tmp_path, monkeypatch, capsys, then):
+    """In one CI run SIGINT 50 ms into start-up was lost and the job ran to the end with exit 0."""
+    from lipstream.cli import main
+    from lipstream.commands import sync
+    from media import SAMPLE_AUDIO, SAMPLE_VIDEO
+
+    monkeypatch.setattr(sync, "face_config", swallowing(sync.face_config, then))
+    out = tmp_path / "out.mp4"
+    assert main([str(a) for a in sync_args(SAMPLE_VIDEO, SAMPLE_AUDIO, out)]) == 130
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "interrupted by SIGINT" in lines[0], lines
+    assert not out.exists() and leftovers(tmp_path) == []
+
+
 def test_a_killed_runs_partial_files_are_removed_by_the_next_run_and_a_live_runs_are_not(tmp_path, long_inputs):
     from media import SAMPLE_AUDIO, SAMPLE_VIDEO
 
