@@ -65,15 +65,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Interrupted as exc:
         console.error(str(exc))
         return exit_code(exc.signum)
-    except (SignalExit, KeyboardInterrupt) as exc:
-        signum = exc.signum if isinstance(exc, SignalExit) else 2
+    except (SignalExit, KeyboardInterrupt, Exception) as exc:
+        # a signal may also come out as another error (see `interrupt.pending`)
+        signum = exc.signum if isinstance(exc, SignalExit) else 2 if isinstance(exc, KeyboardInterrupt) else pending()
+        if signum is None:
+            assert isinstance(exc, Exception)
+            return _failed(exc, console)
         console.error(f"interrupted by {signal_name(signum)}; no output was kept")
         return exit_code(signum)
-    except Exception as exc:
-        if (signum := pending()) is not None:  # the signal came out as another error (see `interrupt.pending`)
-            console.error(f"interrupted by {signal_name(signum)}; no output was kept")
-            return exit_code(signum)
-        return _failed(exc, console)
 
 
 def _failed(exc: Exception, console: Console) -> int:
