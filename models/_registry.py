@@ -228,6 +228,8 @@ CHECKPOINTS: dict[str, Checkpoint] = {
             module="lipstream.models.lnet",
             network="LNet",
             num_params=127_733_507,
+            # float32 only (tools/bench_half.py, golden fill): bfloat16 autocast moves the output up to
+            # 255 levels (3.7% of levels); float16 has no CPU kernel for its FFT, not measured
             wrapper=_STATE_DICT_MODULE,
         ),
         Checkpoint(
@@ -238,6 +240,8 @@ CHECKPOINTS: dict[str, Checkpoint] = {
             module="lipstream.models.enet",
             network="ENet",
             num_params=158_931_088,
+            # float32 only (tools/bench_half.py, golden fill): bfloat16 autocast moves the output up to
+            # 187 levels (24% of levels); float16 has no CPU kernel for L-Net's FFT, not measured
             wrapper="'state_dict' of ENet.pth without its low_res keys + LNet.pth as low_res",
         ),
         Checkpoint(
@@ -248,6 +252,8 @@ CHECKPOINTS: dict[str, Checkpoint] = {
             module="lipstream.models.dnet",
             network="DNet",
             num_params=22_519_109,
+            # float32 only (tools/bench_half.py, golden fill): float16 moves the output up to 167
+            # levels (88% of levels), bfloat16 autocast up to 110 (93%)
             wrapper="'net_G_ema'",
         ),
         Checkpoint(

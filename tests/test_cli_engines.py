@@ -30,6 +30,7 @@ FRAMES = 8  # 2 s
 RETALKING = ("LNet.pth", "ENet.pth", "DNet.pt", "face3d_pretrain_epoch_20.pth", "BFM/similarity_Lm3D_all.mat", "expression.mat")
 ENHANCERS = ("GPEN-BFR-512.pth", "ParseNet-latest.pth", "GFPGANv1.4.pth")
 SHORT = 0.5  # seconds of speech for the runs whose networks cost seconds a frame (2 frames)
+SHORTEST = 0.25  # one frame, for the runs that add GPEN and ParseNet at 512 (10-20 s a frame here)
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +38,7 @@ def media(tmp_path_factory) -> tuple[Path, Path]:
     """(video, audio): every 6th frame of the sample at 4 fps (2 s), and 2 s of its speech (and a short one)."""
     folder = tmp_path_factory.mktemp("clip")
     sample_speech(folder / "short.wav", SHORT)
+    sample_speech(folder / "shortest.wav", SHORTEST)
     return sample_clip(folder / "clip.mp4", FRAMES, every=6, fps=FPS), sample_speech(folder / "speech.wav", 2.0)
 
 
@@ -77,7 +79,7 @@ def lipstream(args: list[object], places: dict[str, Path], source: str | None = 
 def sync(media, places, out: Path, engine: str, quality: str = "balanced", source: str | None = None, *extra: str, seconds: float = 2.0) -> dict:
     video, audio = media
     if seconds != 2.0:
-        audio = audio.with_name("short.wav")
+        audio = audio.with_name("short.wav" if seconds == SHORT else "shortest.wav")
     args = ["sync", video, audio, "-o", out, "--engine", engine, "--quality", quality, "--crf", "0", "--json", *extra]
     result = lipstream(args, places, source)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -118,9 +120,14 @@ CASES = [
 ]
 
 
-def _short(engine: str, quality: str, extra: tuple[str, ...]) -> bool:
-    """Runs whose networks cost seconds a frame on this CPU get the short speech (2 frames)."""
-    return quality == "best" or "--enhance" in extra or (engine == "retalking" and quality == "balanced")
+def _seconds(engine: str, quality: str, source: str | None, extra: tuple[str, ...]) -> float:
+    """Runs whose networks cost seconds a frame on this CPU get short speech: 1 frame with a 512 enhancer,
+    2 for the other retalking runs but one (the runs that test where weights come from need no more)."""
+    if engine == "warp":
+        return 2.0
+    if quality == "best" or "--enhance" in extra:
+        return SHORTEST
+    return SHORT if engine == "retalking" and (quality, source) != ("fast", "flag") else 2.0
 
 
 @pytest.mark.slow
@@ -129,9 +136,9 @@ def _short(engine: str, quality: str, extra: tuple[str, ...]) -> bool:
 )
 def test_engine_runs_from_the_cli(engine, quality, source, extra, files, media, places, reference, tmp_path):
     out = tmp_path / "out.mp4"
-    short = engine != "warp" and _short(engine, quality, extra)
-    done = sync(media, places, out, engine, quality, source, *extra, seconds=SHORT if short else 2.0)
-    frames_out = int(FPS * (SHORT if short else 2.0))
+    seconds = _seconds(engine, quality, source, extra)
+    done = sync(media, places, out, engine, quality, source, *extra, seconds=seconds)
+    frames_out = int(FPS * seconds)
     assert done["engine"] == engine
     where = {"flag": places["flag"], "env": places["env"], "cache": places["xdg"] / "lipstream"}
     for name, expected in files.items():
@@ -140,7 +147,6 @@ def test_engine_runs_from_the_cli(engine, quality, source, extra, files, media, 
     if engine == "wav2lip":
         assert len({"wav2lip", "wav2lip_gan"} & set(done["checkpoints"])) == 1, "one generator is loaded, not both"
 
-    seconds = frames_out / FPS
     got = video_frames(out)
     assert [t for t, _ in got] == [Fraction(i, FPS) for i in range(frames_out)]
     assert done["frames"] == frames_out and done["video_duration"] == done["audio_duration"] == seconds
@@ -156,7 +162,7 @@ def test_engine_runs_from_the_cli(engine, quality, source, extra, files, media, 
         diff = np.abs(rgb.astype(int) - want.astype(int)).max(axis=2)
         assert not diff[~inside].any(), f"frame {k}: {int((diff[~inside] > 0).sum())} pixels changed outside the face crop"
         changed += bool(diff[inside].any())
-    assert changed >= frames_out // 2, f"the {engine} engine edited only {changed} of {frames_out} frames"
+    assert changed >= max(1, frames_out // 2), f"the {engine} engine edited only {changed} of {frames_out} frames"
 
 
 def test_auto_takes_the_best_engine_found(places):

@@ -25,12 +25,12 @@ def _write(folder: Path, golden: str, module: torch.nn.Module, filename: str) ->
     torch.save(filled_state_dict(module, manifest["fill"]["mode"], manifest["fill"]["gain"]), folder / filename)
 
 
-FRAMES = 12
+FRAMES = 6
 
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> tuple[Path, Path]:
-    """The sample's first 12 frames and 0.48 s of its speech: FAN costs about a second a frame here."""
+    """The sample's first 6 frames and 0.24 s of its speech: FAN costs about a second a frame here."""
     folder = tmp_path_factory.mktemp("short")
     return sample_clip(folder / "clip.mp4", FRAMES), sample_speech(folder / "speech.wav", FRAMES / 25)
 

@@ -1,6 +1,7 @@
 """Half precision against the goldens: which networks may run in float16 on a GPU.
 
-For each network named (default: the enhance stage's three and Wav2Lip), the golden-filled
+For each network named (default: all of them: the enhance stage's three, Wav2Lip and the
+retalking engine's L-Net, E-Net and D-Net), the golden-filled
 model runs the golden's first input once in float32 and once in float16 on
 `--device` (CPU float16 works, slowly: it rounds every operation's result to
 half as CUDA does, accumulating convolutions in float32). Printed per network:
@@ -11,7 +12,7 @@ networks whose measured difference stays under one output level (the image
 after rounding to uint8 changes by at most one level) and no class flips;
 run this on a GPU to re-measure there.
 
-    python tools/bench_half.py [--device cuda:0] [--bf16] [gpen512 gfpgan_v1_clean parsenet wav2lip]
+    python tools/bench_half.py [--device cuda:0] [--bf16] [gpen512 gfpgan_v1_clean parsenet wav2lip lnet enet dnet]
 
 `--bf16` measures bfloat16 autocast instead (float32 weights, what
 `Checkpoint.bf16` enables on CPUs with native bfloat16).
@@ -67,11 +68,39 @@ def _wav2lip() -> tuple[torch.nn.Module, Inputs, Callable, float]:
     return Wav2Lip(), (torch.from_numpy(golden["in/mel"]), torch.from_numpy(golden["in/face"])), lambda out: out, 0.0
 
 
+def _lnet() -> tuple[torch.nn.Module, Inputs, Callable, float]:
+    from lipstream.models.lnet import LNet
+
+    _, golden = load_golden("lnet")
+    return LNet(), (torch.from_numpy(golden["input/mel"]), torch.from_numpy(golden["input/face"])), lambda out: out, 0.0
+
+
+def _enet() -> tuple[torch.nn.Module, Inputs, Callable, float]:
+    from lipstream.models.enet import ENet
+
+    _, golden = load_golden("enet")
+    face = torch.rand((2, 6, 384, 384), generator=torch.Generator().manual_seed(12))
+    face[:, 0:3, 192:, :] = 0
+    # zero noise, as the generate stage runs it; the output is clamped to [0, 1] there
+    return ENet(), (torch.from_numpy(golden["input/mel"]), face, face[:, 3:6]), lambda out: out[0], 0.0
+
+
+def _dnet() -> tuple[torch.nn.Module, Inputs, Callable, float]:
+    from lipstream.models.dnet import DNet
+
+    _, golden = load_golden("dnet")
+    image = torch.rand((2, 3, 256, 256), generator=torch.Generator().manual_seed(21)) * 2 - 1
+    return DNet(), (image, torch.from_numpy(golden["input/coeff"])), lambda out: out["fake_image"], -1.0
+
+
 NETWORKS: dict[str, Factory] = {
     "gpen512": _gpen,
     "gfpgan_v1_clean": _gfpgan,
     "parsenet": _parsenet,
     "wav2lip": _wav2lip,
+    "lnet": _lnet,
+    "enet": _enet,
+    "dnet": _dnet,
 }
 
 
@@ -127,7 +156,11 @@ def main() -> None:
         parser.error(f"unknown network(s) {', '.join(unknown)}; choose from {', '.join(NETWORKS)}")
     torch.manual_seed(0)
     for name in args.networks or NETWORKS:
-        print(json.dumps(measure(name, args.device, args.bf16)), flush=True)
+        try:
+            row = measure(name, args.device, args.bf16)
+        except RuntimeError as exc:  # e.g. L-Net's FFT has no float16 kernel on the CPU
+            row = {"network": name, "device": args.device, "reduced": "bfloat16 autocast" if args.bf16 else "float16", "error": str(exc)}
+        print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":
