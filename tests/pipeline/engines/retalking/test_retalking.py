@@ -272,8 +272,8 @@ def test_fast_quality_is_faster_than_balanced(networks, tracked):
 
 @pytest.mark.slow
 def test_run_sync_end_to_end(networks, tmp_path, monkeypatch):
-    """12 frames through the real job: decodes, timing, and nothing changes outside the crops."""
-    count = 12
+    """8 frames through the real job: decodes, timing, and nothing changes outside the crops."""
+    count = 8
     stages = filled_stages(networks, "fast")
     monkeypatch.setitem(
         engines.ENGINES,
