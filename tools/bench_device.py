@@ -2,7 +2,7 @@
 
     python tools/bench_device.py [--device cuda:0] [--media DIR] [--seconds S] [--weights DIR]
                                  [--only passthrough wav2lip retalking-fast retalking-balanced two-jobs networks original]
-                                 [--wav2lip-repo PATH] [--wav2lip-python PYTHON]
+                                 [--wav2lip-repo PATH] [--wav2lip-python PYTHON] [--pairs N]
 
 Every job row is `python -m lipstream sync` on demo2 (1080x1920 HEVC) as a
 user runs it, in its own process: wall time, output fps, the ratio to
@@ -14,8 +14,9 @@ jobs at once and reports their combined throughput over one job's.
 and 128 (CPU) or 512 (CUDA). `original` runs the original Wav2Lip
 `inference.py` from a checkout (`--wav2lip-repo`, with its requirements
 installed) with a fixed `--box` (no detection) and the same checkpoint,
-side by side with our wav2lip engine on the same frames; without a checkout
-that row says so and is skipped.
+side by side with our wav2lip engine on the same frames (`--pairs N`: the
+two alternated N times, every pair's ratio and their median); without a
+checkout that row says so and is skipped.
 
 Without `--weights` the checkpoints are written in the official layouts with
 the goldens' deterministic fills (tests/support/official_weights.py): the
@@ -29,6 +30,7 @@ import copy
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -160,7 +162,12 @@ def network_rows(device: str) -> list[tuple[str, float]]:
 
 
 def original_row(args: argparse.Namespace, video: Path, audio: Path, weights: Path, out_dir: Path) -> str:
-    """The original inference.py with a fixed box, beside our engine on the same input and checkpoint."""
+    """The original inference.py with a fixed box, beside our engine on the same input and checkpoint.
+
+    `--pairs N` alternates the two N times: on a shared machine the original's
+    time moves with the load more than ours, so one pair can say 2.0x and the
+    next 2.5x; the line gives every pair's ratio and their median.
+    """
     repo = args.wav2lip_repo
     if repo is None or not (repo / "inference.py").exists():
         return "original inference.py: skipped (pass --wav2lip-repo PATH, a Wav2Lip checkout with its requirements)"
@@ -169,15 +176,26 @@ def original_row(args: argparse.Namespace, video: Path, audio: Path, weights: Pa
         str(args.wav2lip_python or sys.executable), "inference.py", "--checkpoint_path", str(weights / "wav2lip.pth"), "--face", str(video),
         "--audio", str(audio), "--outfile", str(out_dir / "original.mp4"), "--box", *map(str, box),
     ]
-    started = time.perf_counter()
-    rss, _ = _wait(Measured(command, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
-    wall = time.perf_counter() - started
-    ours = sync_jobs(args, video, audio, [["--engine", "wav2lip", "--device", args.device, "--weights", str(weights)]], out_dir)[0]
-    frames = ours.frames
+    pairs: list[tuple[float, float, Run]] = []
+    for _ in range(max(args.pairs, 1)):
+        started = time.perf_counter()
+        rss, _ = _wait(Measured(command, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+        wall = time.perf_counter() - started
+        ours = sync_jobs(args, video, audio, [["--engine", "wav2lip", "--device", args.device, "--weights", str(weights)]], out_dir)[0]
+        pairs.append((wall, rss, ours))
+    frames = pairs[0][2].frames
+    speed = [wall / ours.wall for wall, _, ours in pairs]
+    memory = [rss / ours.rss_mb for _, rss, ours in pairs]
+
+    def spread(values: list[float], scale: float = 1.0) -> str:
+        return "-".join(f"{scale * v:.0f}" for v in (min(values), max(values))) if len(values) > 1 else f"{scale * values[0]:.0f}"
+
     return (
-        f"original inference.py --box {' '.join(map(str, box))}: {1000 * wall / frames:.0f} ms/frame, peak RSS {rss:.0f} MB; "
-        f"lipstream wav2lip: {1000 * ours.wall / frames:.0f} ms/frame, peak RSS {ours.rss_mb:.0f} MB; "
-        f"{wall / ours.wall:.2f}x faster, {rss / ours.rss_mb:.1f}x less memory"
+        f"original inference.py --box {' '.join(map(str, box))}: {spread([w / frames for w, _, _ in pairs], 1000)} ms/frame, "
+        f"peak RSS {spread([r for _, r, _ in pairs])} MB; lipstream wav2lip: {spread([o.wall / frames for _, _, o in pairs], 1000)} ms/frame, "
+        f"peak RSS {spread([o.rss_mb for _, _, o in pairs])} MB; "
+        f"{statistics.median(speed):.2f}x faster (pairs: {', '.join(f'{v:.2f}' for v in speed)}), "
+        f"{statistics.median(memory):.1f}x less memory"
     )
 
 
@@ -202,6 +220,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", default=list(ROWS), help=f"rows: {' '.join(ROWS)}")
     parser.add_argument("--wav2lip-repo", type=Path)
     parser.add_argument("--wav2lip-python", type=Path, help="the Python that has the checkout's requirements (default: this one)")
+    parser.add_argument("--pairs", type=int, default=1, help="original row: alternate the original and ours this many times (median ratio)")
     args = parser.parse_args()
     unknown = sorted(set(args.only) - set(ROWS))
     if unknown:
