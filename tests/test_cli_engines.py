@@ -78,8 +78,7 @@ def lipstream(args: list[object], places: dict[str, Path], source: str | None = 
 
 def sync(media, places, out: Path, engine: str, quality: str = "balanced", source: str | None = None, *extra: str, seconds: float = 2.0) -> dict:
     video, audio = media
-    if seconds != 2.0:
-        audio = audio.with_name("short.wav" if seconds == SHORT else "shortest.wav")
+    audio = audio.with_name({2.0: "speech.wav", SHORT: "short.wav", SHORTEST: "shortest.wav"}[seconds])
     args = ["sync", video, audio, "-o", out, "--engine", engine, "--quality", quality, "--crf", "0", "--json", *extra]
     result = lipstream(args, places, source)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -104,6 +104,10 @@ NETWORKS: dict[str, Factory] = {
 }
 
 
+def _label(bf16: bool) -> str:
+    return "bfloat16 autocast" if bf16 else "float16"
+
+
 def measure(name: str, device: str, bf16: bool = False) -> dict[str, object]:
     """float32 against float16 weights, or (`bf16`) against float32 weights under bfloat16 autocast."""
     manifest, _ = load_golden(name)
@@ -127,7 +131,7 @@ def measure(name: str, device: str, bf16: bool = False) -> dict[str, object]:
     row: dict[str, object] = {
         "network": name,
         "device": device,
-        "reduced": "bfloat16 autocast" if bf16 else "float16",
+        "reduced": _label(bf16),
         "max_abs_diff": float((half - full).abs().max()),
         "golden_tolerance": tolerance,
         "finite": bool(torch.isfinite(half).all()),
@@ -159,7 +163,7 @@ def main() -> None:
         try:
             row = measure(name, args.device, args.bf16)
         except RuntimeError as exc:  # e.g. L-Net's FFT has no float16 kernel on the CPU
-            row = {"network": name, "device": args.device, "reduced": "bfloat16 autocast" if args.bf16 else "float16", "error": str(exc)}
+            row = {"network": name, "device": args.device, "reduced": _label(args.bf16), "error": str(exc)}
         print(json.dumps(row), flush=True)
 
 
