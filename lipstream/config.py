@@ -34,7 +34,7 @@ class WindowConfig:
     """How frames are grouped for the stages.
 
     The pipeline admits `in_flight` windows at once (None: 2, plus one per
-    model stage), so about `in_flight` x (size - overlap) + overlap decoded
+    model stage with cores of its own), so about `in_flight` x (size - overlap) + overlap decoded
     frames are alive (1080x1920 yuv420p: 3 MB each), whatever the video's
     length (see lipstream.pipeline.runner). More windows let plain stages
     run beside each other: worth it only with cores to spare.

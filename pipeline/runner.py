@@ -13,10 +13,14 @@ decoder and the end of their encoding, so the decoded pictures alive at
 once are about `in_flight` x stride + overlap, whatever the video's length
 (1080x1920 yuv420p: 3 MB a picture). By default the decoder and the plain
 stages work one window ahead of the encoder (2), plus one window per model
-stage: plain stages share the codec's cores, where a deeper pipeline bought
-nothing measurable (demo2 exemplar on 2 cores: 17.3, 16.5 and 17.2 s with
-2, 3 and 4 windows; 671, 724 and 780 MB), while a model stage runs on its
-device's executor, which the windows around it should keep busy. Bounded
+stage that has cores of its own to keep busy: one on an accelerator, or on
+the CPU of a machine with more than `SMALL_MACHINE_CORES` cores. Elsewhere
+every stage shares the codec's few cores and a deeper pipeline bought
+nothing measurable, only memory (demo2 on 2 cores: exemplar 17.3, 16.5 and
+17.2 s with 2, 3 and 4 windows, 671, 724 and 780 MB; wav2lip on the CPU
+32.1, 31.7 and 32.1 s with 2, 3 and 4 windows, medians of three, peaks
+1.08-1.22, 1.15-1.26 and 1.22-1.32 GB; retalking fast, 100 frames: 91 and
+89 s with 2 and 4 windows, 2.10 and 2.27 GB). Bounded
 queues per hop held up to three windows each (two queued, one finished and
 waiting to be put): 186 pictures alive at once in that job, 56 now.
 
@@ -30,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures as cf
 import logging
+import os
 import time
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Iterator, Sequence
@@ -52,6 +57,23 @@ class _End:
 
 END = _End()
 
+SMALL_MACHINE_CORES = 4  # at most this many: a CPU model stage shares its cores with the codec
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its affinity, where the OS says)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def default_in_flight(stages: Sequence[Stage], cores: int | None = None) -> int:
+    """Windows admitted at once when the user names none: 2, plus one per model stage with cores of its own."""
+    cores = available_cores() if cores is None else cores
+    own = [s for s in stages if s.device and (not s.device.startswith("cpu") or cores > SMALL_MACHINE_CORES)]
+    return 2 + len(own)
+
 
 @dataclass
 class _Busy:
@@ -62,10 +84,9 @@ class Runner:
     """Connects a window producer, stages and a sink, and runs them to the end."""
 
     def __init__(self, stages: Sequence[Stage], *, in_flight: int | None = None) -> None:
-        """`in_flight`: windows admitted at once (at least 1); None: 2, plus one per stage that names a device."""
+        """`in_flight`: windows admitted at once (at least 1); None: `default_in_flight`."""
         self.stages = list(stages)
-        default = 2 + sum(1 for stage in self.stages if stage.device)
-        self.in_flight = max(1, in_flight if in_flight is not None else default)
+        self.in_flight = max(1, in_flight if in_flight is not None else default_in_flight(self.stages))
         self._executors: dict[str, cf.ThreadPoolExecutor] = {}
 
     def _executor(self, key: str) -> cf.ThreadPoolExecutor:

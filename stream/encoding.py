@@ -20,7 +20,7 @@ from fractions import Fraction
 from lipstream.config import EncodeConfig
 
 ENCODERS = {"h264": "libx264", "hevc": "libx265"}
-DEFAULT_PRESET = {"h264": "veryfast", "hevc": "ultrafast"}  # about the same encode cost at 1080x1920
+DEFAULT_PRESET = {"h264": "veryfast", "hevc": "ultrafast"}  # HEVC still costs ~1.5x H.264's CPU (README table)
 DEFAULT_CRF = {"h264": 20, "hevc": 24}
 # The cap on the quality target, as a share of the input's video bitrate: H.264
 # needs about half again HEVC's bits for the same picture.

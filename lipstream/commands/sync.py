@@ -24,7 +24,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     sync.add_argument("--fit", default="audio", choices=FITS, help="output length follows the audio (default), the video, or the shorter")
     sync.add_argument("--window", type=positive, default=WindowConfig.size, help="frames per window (default: %(default)s)")
     sync.add_argument("--overlap", type=non_negative, default=WindowConfig.overlap, help="frames shared by neighbouring windows (default: %(default)s)")
-    sync.add_argument("--in-flight", type=positive, default=None, metavar="N", help="windows between decoder and encoder at once: memory is about N x window pictures; more keeps more cores busy (default: 2, plus 1 per model stage)")
+    sync.add_argument("--in-flight", type=positive, default=None, metavar="N", help="windows between decoder and encoder at once: memory is about N x window pictures; more keeps more cores busy (default: 2, plus 1 per model stage on a GPU, or on a CPU with more than 4 cores)")
     sync.add_argument("--format", dest="container", default="mp4", choices=("mp4", "mkv"), help="container when writing to stdout (default: fragmented mp4)")
     sync.add_argument("--codec", default="auto", choices=VIDEO_CODECS, help="output video codec; auto keeps HEVC as HEVC, else H.264 (default: %(default)s)")
     sync.add_argument("--preset", default=None, help="x264/x265 preset (default: veryfast for h264, ultrafast for hevc)")

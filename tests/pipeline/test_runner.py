@@ -9,7 +9,7 @@ import pytest
 
 from lipstream.config import WindowConfig
 from lipstream.errors import PipelineError
-from lipstream.pipeline.runner import Runner
+from lipstream.pipeline.runner import Runner, available_cores, default_in_flight
 from lipstream.stream.frames import Frame, Window
 from lipstream.stream.windows import frame_windows
 
@@ -76,10 +76,15 @@ def test_windows_admitted_are_bounded(in_flight):
     assert ahead == (in_flight or 2)
 
 
-def test_model_stages_get_a_window_each_by_default():
-    plain, model = Tag("plain"), Tag("model")
-    model.device = "cpu"
-    assert Runner([plain]).in_flight == 2 and Runner([plain, model]).in_flight == 3
+def test_model_stages_with_cores_of_their_own_get_a_window_each_by_default():
+    plain, on_cpu, on_gpu = Tag("plain"), Tag("cpu model"), Tag("gpu model")
+    on_cpu.device, on_gpu.device = "cpu", "cuda:0"
+    assert Runner([plain]).in_flight == 2
+    # A small machine's CPU model stage shares the codec's cores: another window is only memory.
+    assert default_in_flight([plain, on_cpu], cores=2) == 2
+    assert default_in_flight([plain, on_cpu], cores=16) == 3
+    assert default_in_flight([plain, on_cpu, on_gpu], cores=2) == 3
+    assert Runner([plain, on_cpu, on_gpu]).in_flight == default_in_flight([plain, on_cpu, on_gpu], available_cores())
 
 
 class Picture:
