@@ -1,22 +1,14 @@
 """The memory floor's parts on the bundled sample (fresh processes, default settings)."""
 
-import importlib
-import sys
-
 import pytest
 
-from media import DATA, SAMPLE_VIDEO
-
-TOOLS = DATA.parent.parent / "tools"
+from media import SAMPLE_VIDEO
+from tool_scripts import load_tool
 
 
 @pytest.fixture(scope="module")
 def bench_floor():
-    sys.path.insert(0, str(TOOLS))
-    try:
-        yield importlib.import_module("bench_floor")
-    finally:
-        sys.path.remove(str(TOOLS))
+    yield from load_tool("bench_floor")
 
 
 def test_the_floor_is_the_sum_of_measured_parts(bench_floor):

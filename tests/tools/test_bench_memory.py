@@ -1,22 +1,14 @@
 """The memory benchmark's sampler on a short passthrough job of the sample (the long runs stay out of the suite)."""
 
-import importlib
-import sys
-
 import pytest
 
-from media import DATA, SAMPLE_AUDIO, SAMPLE_VIDEO
-
-TOOLS = DATA.parent.parent / "tools"
+from media import SAMPLE_AUDIO, SAMPLE_VIDEO
+from tool_scripts import load_tool
 
 
 @pytest.fixture(scope="module")
 def bench_memory():
-    sys.path.insert(0, str(TOOLS))
-    try:
-        yield importlib.import_module("bench_memory")
-    finally:
-        sys.path.remove(str(TOOLS))
+    yield from load_tool("bench_memory")
 
 
 def test_samples_split_resident_memory_and_the_allocators_account(bench_memory, tmp_path):

@@ -1,24 +1,16 @@
 """The warp benchmark's measuring helpers on the bundled sample (the timed runs stay out of the suite)."""
 
-import importlib
-import sys
-
 import cv2
 import numpy as np
 import pytest
 
-from media import DATA, SAMPLE_VIDEO
-
-TOOLS = DATA.parent.parent / "tools"
+from media import SAMPLE_VIDEO
+from tool_scripts import load_tool
 
 
 @pytest.fixture(scope="module")
 def bench_warp():
-    sys.path.insert(0, str(TOOLS))  # the benchmarks import their siblings as scripts do
-    try:
-        yield importlib.import_module("bench_warp")
-    finally:
-        sys.path.remove(str(TOOLS))
+    yield from load_tool("bench_warp")
 
 
 def test_face_boxes_psnr_and_contact_sheet(bench_warp, tmp_path):
