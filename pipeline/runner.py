@@ -71,8 +71,7 @@ def available_cores() -> int:
 def default_in_flight(stages: Sequence[Stage], cores: int | None = None) -> int:
     """Windows admitted at once when the user names none: 2, plus one per model stage with cores of its own."""
     cores = available_cores() if cores is None else cores
-    own = [s for s in stages if s.device and (not s.device.startswith("cpu") or cores > SMALL_MACHINE_CORES)]
-    return 2 + len(own)
+    return 2 + sum(1 for s in stages if s.device and (not s.device.startswith("cpu") or cores > SMALL_MACHINE_CORES))
 
 
 @dataclass

@@ -3,15 +3,16 @@
     python tools/bench_floor.py VIDEO [--engine wav2lip] [--weights DIR] [--frames 100] [--goal 700]
 
 A job holds at least: the interpreter with the CLI's imports, the engine's
-models as the CLI builds them (default settings, their libraries included), the video
-decoder, the encoder the output would get (`choose_encoding` with default
-settings, so libx265 for an HEVC input), and the decoded pictures that the
-default window budget admits at once. Each part is a fresh process's own
-high-water mark (imports, then models, in one process; the decoder alone;
-the decoder with the encoder), so the parts add up; the pictures are
-counted, not sampled. The sum leaves out what depends on the pipeline:
-network activations, per-window copies and memory the allocator keeps
-after it was freed (`tools/bench_memory.py` shows those for a real job).
+models as the CLI builds them (default settings, their libraries included),
+the decoder and the sink as the job runs them (`VideoSource`, `Sink`: the
+encoder the output gets at default settings, libx265 for an HEVC input),
+and the decoded pictures that the default window budget admits at once.
+Each part is a fresh process's own high-water mark (imports, then models,
+in one process; the decoder alone; the decoder with the sink), so the parts
+add up; the pictures are counted, not sampled. The sum leaves out what
+depends on the pipeline: network activations, per-window copies and memory
+the allocator keeps after it was freed (`tools/bench_memory.py` shows
+those for a real job).
 A goal below the sum cannot be met at default settings.
 """
 
@@ -47,49 +48,34 @@ print(json.dumps({"start": start, "imports": imported, "models": rss(), "engine"
 """
 
 _CODEC = r"""
-import json, sys
-from fractions import Fraction
-import av
+import json, sys, tempfile
+from pathlib import Path
+from lipstream.stream.frames import Frame
+from lipstream.stream.sink import Sink
+from lipstream.stream.source import VideoSource
 
 def peak():
     with open("/proc/self/status") as f:
         return next(int(l.split()[1]) / 1024 for l in f if l.startswith("VmHWM"))
 
 video, frames, encode = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
-from lipstream.config import EncodeConfig
-from lipstream.stream.encoding import choose_encoding
-from lipstream.stream.source import VideoSource
-probe = VideoSource(video)
-traits = probe.traits
-probe.close()
 start = peak()
-source = av.open(video)
-stream = source.streams.video[0]
-stream.thread_type = "AUTO"
-out = encoder = None
 picture, n = 0, 0
-for frame in source.decode(stream):
-    picture = max(picture, sum(p.buffer_size for p in frame.planes))
-    if encode:
-        if encoder is None:
-            encoding = choose_encoding(EncodeConfig(), traits, (frame.width, frame.height))
-            out = av.open("/dev/null", "w", format="matroska")
-            encoder = out.add_stream(encoding.encoder, rate=25)
-            encoder.width, encoder.height, encoder.pix_fmt = encoding.width, encoding.height, encoding.pix_fmt
-            encoder.codec_context.thread_type = "AUTO"
-            encoder.options = dict(encoding.options)
-        frame.pts, frame.time_base = n, Fraction(1, 25)
-        for packet in encoder.encode(frame.reformat(width=encoder.width, height=encoder.height, format="yuv420p")):
-            out.mux(packet)
-    n += 1
-    if n == frames:
-        break
-if encoder is not None:
-    for packet in encoder.encode():
-        out.mux(packet)
-    out.close()
+with VideoSource(video) as source, tempfile.TemporaryDirectory() as folder:
+    # the job's own decoder and sink (encoder chosen from the input, default settings), no audio
+    sink = Sink(Path(folder) / "floor.mp4", None, rate=1 / source.frame_duration, traits=source.traits) if encode else None
+    for index, pts, decoded in source.forward():
+        picture = max(picture, sum(p.buffer_size for p in decoded.planes))
+        if sink is not None:
+            frame = Frame(n, pts, source.time_base, index, decoded, source.rotation)
+            sink.write([frame])
+        n += 1
+        if n == frames:
+            break
+    if sink is not None:
+        sink.close(frame.time, frame.time)
 print(json.dumps({"start": start, "peak": peak(), "picture": picture / 2**20, "frames": n,
-                  "encoder": encoder.codec_context.name if encoder is not None else None}))
+                  "encoder": sink.encoding.encoder if sink is not None else None}))
 """
 
 
